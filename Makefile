@@ -1,0 +1,46 @@
+# The two Quickstart commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test deps venv lint type docs bench clean
+
+# Tokyo Cabinet's shared library, from apt only when Python cannot find it.
+deps:
+	@$(PYTHON) -c "import ctypes.util,sys; sys.exit(0 if ctypes.util.find_library('tokyocabinet') else 1)" \
+	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libtokyocabinet9)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+venv: $(PY)
+	$(PY) -m pip install -q -e '.[dev,docs]'
+
+demo: deps
+	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || true
+	@$(PY) -m pip install -q -e . >/dev/null
+	$(PY) examples/demo.py
+
+test: deps venv
+	$(PY) -m pytest -q
+	$(PY) -m ruff check doqu doqu_tyrant tests benchmarks examples
+	$(PY) -m mypy
+	$(PY) -m sphinx -q -W -b html docs docs/_build/html
+
+lint: venv
+	$(PY) -m ruff check doqu doqu_tyrant tests benchmarks examples
+
+type: venv
+	$(PY) -m mypy
+
+docs: venv
+	$(PY) -m sphinx -W -b html docs docs/_build/html
+
+bench: venv
+	$(PY) benchmarks/server.py
+	$(PY) benchmarks/client.py
+	$(PY) benchmarks/documents.py
+
+clean:
+	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache docs/_build

@@ -1,0 +1,1 @@
+"""doqu: a document mapper with pluggable storage backends (Python 3)."""

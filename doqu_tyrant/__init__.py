@@ -1,0 +1,1 @@
+"""doqu_tyrant: the Tokyo Tyrant backend for doqu."""

@@ -1,0 +1,1 @@
+"""A Python 3 client for Tokyo Tyrant's binary protocol."""

@@ -1,0 +1,60 @@
+"""One exception hierarchy for everything that talks Tyrant."""
+
+from __future__ import annotations
+
+__all__ = [
+    "TyrantError",
+    "TyrantConnectionError",
+    "TyrantTimeout",
+    "TyrantProtocolError",
+    "TyrantCommandError",
+    "EINVALID",
+    "ENOHOST",
+    "EREFUSED",
+    "ESEND",
+    "ERECV",
+    "EKEEP",
+    "ENOREC",
+    "EMISC",
+]
+
+# Error codes as the official C client reports them (spec §1.3).
+SUCCESS = 0
+EINVALID = 1
+ENOHOST = 2
+EREFUSED = 3
+ESEND = 4
+ERECV = 5
+EKEEP = 6
+ENOREC = 7
+EMISC = 9999
+
+
+class TyrantError(Exception):
+    """Base class of every error raised by the Tyrant client and codec."""
+
+
+class TyrantConnectionError(TyrantError, ConnectionError):
+    """The connection could not be made, or broke while in use."""
+
+
+class TyrantTimeout(TyrantError, TimeoutError):
+    """Connecting or waiting for a reply took longer than the timeout."""
+
+
+class TyrantProtocolError(TyrantError):
+    """The peer sent bytes that do not form a valid frame."""
+
+
+class TyrantCommandError(TyrantError):
+    """The server answered a command with a failure status.
+
+    ``code`` is the error code the official C client would report for the
+    same failure (``EKEEP`` for an existing record, ``ENOREC`` for a missing
+    one, ``EMISC`` otherwise); ``command`` names the command.
+    """
+
+    def __init__(self, command: str, code: int = EMISC, message: str | None = None) -> None:
+        self.command = command
+        self.code = code
+        super().__init__(message or f"{command} failed (code {code})")
