@@ -1,0 +1,904 @@
+"""Sans-IO codec for Tokyo Tyrant's binary protocol.
+
+This module turns requests into bytes and bytes into replies (client side),
+and bytes into requests and replies into bytes (server side). It never
+touches a socket: the blocking client, the asyncio client and the bundled
+server are thin I/O shells around it, so a frame is laid out in exactly one
+place.
+
+Client side::
+
+    data = encode_get(b"key")            # one bytes object, sent with one call
+    decoder = ReplyDecoder()
+    decoder.expect(GET)
+    decoder.feed(received)
+    reply = decoder.next_reply()         # None until the reply is complete
+
+Server side::
+
+    decoder = RequestDecoder()
+    decoder.feed(received)
+    event = decoder.next_event()         # Request, Rejected, TextLine or None
+    transport.write(reply_value(b"v"))
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections import deque
+from typing import NamedTuple
+
+from .errors import TyrantProtocolError
+
+__all__ = [
+    "MAGIC",
+    "COMMANDS",
+    "Reply",
+    "ReplyDecoder",
+    "Request",
+    "Rejected",
+    "TextLine",
+    "RequestDecoder",
+    "encode_request",
+    "encode_double",
+    "decode_double",
+    "pack_record",
+    "unpack_record",
+    "parse_stat",
+]
+
+MAGIC = 0xC8
+
+# Command codes (spec §2).
+PUT = 0x10
+PUTKEEP = 0x11
+PUTCAT = 0x12
+PUTSHL = 0x13
+PUTNR = 0x18
+OUT = 0x20
+GET = 0x30
+MGET = 0x31
+VSIZ = 0x38
+ITERINIT = 0x50
+ITERNEXT = 0x51
+FWMKEYS = 0x58
+ADDINT = 0x60
+ADDDOUBLE = 0x61
+EXT = 0x68
+SYNC = 0x70
+OPTIMIZE = 0x71
+VANISH = 0x72
+COPY = 0x73
+RESTORE = 0x74
+SETMST = 0x78
+RNUM = 0x80
+SIZE = 0x81
+STAT = 0x88
+MISC = 0x90
+REPL = 0xA0
+
+COMMANDS: dict[int, str] = {
+    PUT: "put", PUTKEEP: "putkeep", PUTCAT: "putcat", PUTSHL: "putshl", PUTNR: "putnr",
+    OUT: "out", GET: "get", MGET: "mget", VSIZ: "vsiz", ITERINIT: "iterinit",
+    ITERNEXT: "iternext", FWMKEYS: "fwmkeys", ADDINT: "addint", ADDDOUBLE: "adddouble",
+    EXT: "ext", SYNC: "sync", OPTIMIZE: "optimize", VANISH: "vanish", COPY: "copy",
+    RESTORE: "restore", SETMST: "setmst", RNUM: "rnum", SIZE: "size", STAT: "stat",
+    MISC: "misc", REPL: "repl",
+}
+
+# MISC option bit: do not write this call to the update log.
+MISC_NOULOG = 1
+# EXT option bits: lock the record / lock the whole database.
+EXT_LOCKREC = 1
+EXT_LOCKGLB = 2
+# RESTORE / SETMST option bit: consistency check.
+REPL_CHECK = 1
+
+# Server limits (spec §1.1).
+MAX_LENGTH = 1 << 28
+MAX_COUNT = 1 << 20
+MAX_NAME = 1024
+
+INT32_MIN = -(1 << 31)
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+FRACTION = 10**12
+
+_B = struct.Struct(">B")
+_U32 = struct.Struct(">I")
+_I32 = struct.Struct(">i")
+_U64 = struct.Struct(">Q")
+_HEAD = struct.Struct(">BB")
+_HEAD1 = struct.Struct(">BBI")
+_HEAD2 = struct.Struct(">BBII")
+_HEAD3 = struct.Struct(">BBIII")
+_HEAD_PUTSHL = struct.Struct(">BBIIi")
+_HEAD_FWMKEYS = struct.Struct(">BBIi")
+_HEAD_ADDINT = struct.Struct(">BBIi")
+_HEAD_ADDDOUBLE = struct.Struct(">BBIqq")
+_HEAD_EXT = struct.Struct(">BBIIII")
+_HEAD_RESTORE = struct.Struct(">BBIQI")
+_HEAD_SETMST = struct.Struct(">BBIIQI")
+_HEAD_REPL = struct.Struct(">BBQI")
+_KV = struct.Struct(">II")
+_QQ = struct.Struct(">qq")
+_ULOG_HEAD = struct.Struct(">BQHHI")
+_REPL_ENTRY_HEAD = struct.Struct(">BQII")
+
+_u32 = _U32.pack
+
+
+# ---------------------------------------------------------------------------
+# Real numbers (spec §1.2)
+
+
+def encode_double(value: float) -> tuple[int, int]:
+    """Split a real into the (integral, fraction × 10^12) pair the wire carries.
+
+    Raises ``ValueError`` for finite numbers whose magnitude does not fit
+    a signed 64-bit integral part: they cannot travel faithfully.
+    """
+    if math.isnan(value):
+        return INT64_MIN, INT64_MIN
+    if math.isinf(value):
+        return (INT64_MAX if value > 0 else INT64_MIN), 0
+    integral = math.trunc(value)
+    if not INT64_MIN < integral < INT64_MAX:
+        raise ValueError(f"real number {value!r} is out of range for the Tyrant protocol")
+    return integral, math.trunc((value - integral) * FRACTION)
+
+
+def encode_double_reply(value: float) -> tuple[int, int]:
+    """Like :func:`encode_double`, but maps unrepresentable results the way
+    ttserver does (they arrive as -inf) instead of raising."""
+    try:
+        return encode_double(value)
+    except ValueError:
+        return INT64_MIN, 0
+
+
+def decode_double(integral: int, fraction: int) -> float:
+    """Join the two wire integers of a real number back into a float."""
+    if integral == INT64_MIN and fraction == INT64_MIN:
+        return math.nan
+    if integral == INT64_MAX:
+        return math.inf
+    if integral == INT64_MIN:
+        return -math.inf
+    return integral + fraction / FRACTION
+
+
+# ---------------------------------------------------------------------------
+# Table records (spec §5.1)
+
+
+def pack_record(columns: dict[bytes, bytes] | list[tuple[bytes, bytes]]) -> bytes:
+    """Serialise table columns as ``name\\0value\\0name\\0value`` (no trailing NUL)."""
+    items = columns.items() if isinstance(columns, dict) else columns
+    parts: list[bytes] = []
+    for name, value in items:
+        parts.append(name)
+        parts.append(value)
+    return b"\0".join(parts)
+
+
+def unpack_record(data: bytes) -> dict[bytes, bytes]:
+    """Parse a serialised table record; a dangling name is dropped, the last
+    duplicate wins (the server's own rules)."""
+    if not data:
+        return {}
+    parts = data.split(b"\0")
+    it = iter(parts)
+    return dict(zip(it, it))
+
+
+# ---------------------------------------------------------------------------
+# Request encoders (client side). Each returns one complete frame.
+
+
+def encode_put(key: bytes, value: bytes, command: int = PUT) -> bytes:
+    """PUT, PUTKEEP, PUTCAT or PUTNR (``command``) of ``key`` = ``value``."""
+    return _HEAD2.pack(MAGIC, command, len(key), len(value)) + key + value
+
+
+def encode_putshl(key: bytes, value: bytes, width: int) -> bytes:
+    return _HEAD_PUTSHL.pack(MAGIC, PUTSHL, len(key), len(value), width) + key + value
+
+
+def encode_key(command: int, key: bytes) -> bytes:
+    """OUT, GET or VSIZ of one key."""
+    return _HEAD1.pack(MAGIC, command, len(key)) + key
+
+
+def encode_mget(keys: list[bytes]) -> bytes:
+    parts = [_HEAD1.pack(MAGIC, MGET, len(keys))]
+    for key in keys:
+        parts.append(_u32(len(key)))
+        parts.append(key)
+    return b"".join(parts)
+
+
+def encode_simple(command: int) -> bytes:
+    """A command without arguments: ITERINIT, ITERNEXT, SYNC, VANISH, RNUM, SIZE, STAT."""
+    return _HEAD.pack(MAGIC, command)
+
+
+def encode_fwmkeys(prefix: bytes, max: int = -1) -> bytes:
+    if max < 0:
+        max = 0x7FFFFFFF  # what the C client sends for "no limit"
+    return _HEAD_FWMKEYS.pack(MAGIC, FWMKEYS, len(prefix), max) + prefix
+
+
+def encode_addint(key: bytes, num: int) -> bytes:
+    return _HEAD_ADDINT.pack(MAGIC, ADDINT, len(key), num) + key
+
+
+def encode_adddouble(key: bytes, num: float) -> bytes:
+    integral, fraction = encode_double(num)
+    return _HEAD_ADDDOUBLE.pack(MAGIC, ADDDOUBLE, len(key), integral, fraction) + key
+
+
+def encode_ext(name: bytes, key: bytes, value: bytes, opts: int = 0) -> bytes:
+    head = _HEAD_EXT.pack(MAGIC, EXT, len(name), opts, len(key), len(value))
+    return head + name + key + value
+
+
+def encode_path(command: int, path: bytes) -> bytes:
+    """OPTIMIZE (``path`` = tuning parameters) or COPY."""
+    return _HEAD1.pack(MAGIC, command, len(path)) + path
+
+
+def encode_restore(path: bytes, ts: int, opts: int = 0) -> bytes:
+    return _HEAD_RESTORE.pack(MAGIC, RESTORE, len(path), ts, opts) + path
+
+
+def encode_setmst(host: bytes, port: int, ts: int, opts: int = 0) -> bytes:
+    return _HEAD_SETMST.pack(MAGIC, SETMST, len(host), port, ts, opts) + host
+
+
+def encode_misc(name: bytes, args: list[bytes], opts: int = 0) -> bytes:
+    parts = [_HEAD3.pack(MAGIC, MISC, len(name), opts, len(args)), name]
+    for arg in args:
+        parts.append(_u32(len(arg)))
+        parts.append(arg)
+    return b"".join(parts)
+
+
+def encode_repl(ts: int, sid: int) -> bytes:
+    return _HEAD_REPL.pack(MAGIC, REPL, ts, sid)
+
+
+class Request(NamedTuple):
+    """A decoded request: the command code and its fields in wire order.
+
+    Fields by command: PUT/PUTKEEP/PUTCAT/PUTNR ``(key, value)``; PUTSHL
+    ``(key, value, width)``; OUT/GET/VSIZ ``(key,)``; MGET ``(keys,)``;
+    FWMKEYS ``(prefix, max)``; ADDINT ``(key, num)``; ADDDOUBLE
+    ``(key, num)`` (a float); EXT ``(name, opts, key, value)``;
+    OPTIMIZE/COPY ``(path,)``; RESTORE ``(path, ts, opts)``; SETMST
+    ``(host, port, ts, opts)``; MISC ``(name, opts, args)``; REPL
+    ``(ts, sid)``; the others ``()``.
+    """
+
+    command: int
+    args: tuple
+
+
+def encode_request(request: Request) -> bytes:
+    """Encode a :class:`Request` back into its frame (inverse of decoding)."""
+    c, a = request
+    if c in (PUT, PUTKEEP, PUTCAT, PUTNR):
+        return encode_put(a[0], a[1], c)
+    if c == PUTSHL:
+        return encode_putshl(*a)
+    if c in (OUT, GET, VSIZ):
+        return encode_key(c, a[0])
+    if c == MGET:
+        return encode_mget(a[0])
+    if c == FWMKEYS:
+        return _HEAD_FWMKEYS.pack(MAGIC, FWMKEYS, len(a[0]), a[1]) + a[0]
+    if c == ADDINT:
+        return encode_addint(*a)
+    if c == ADDDOUBLE:
+        return encode_adddouble(*a)
+    if c == EXT:
+        return encode_ext(a[0], a[2], a[3], a[1])
+    if c in (OPTIMIZE, COPY):
+        return encode_path(c, a[0])
+    if c == RESTORE:
+        return encode_restore(*a)
+    if c == SETMST:
+        return encode_setmst(*a)
+    if c == MISC:
+        return encode_misc(a[0], a[2], a[1])
+    if c == REPL:
+        return encode_repl(*a)
+    if c in COMMANDS:
+        return encode_simple(c)
+    raise ValueError(f"unknown command code 0x{c:02x}")
+
+
+# ---------------------------------------------------------------------------
+# Reply decoding (client side)
+
+
+class Reply(NamedTuple):
+    """A decoded reply: ``ok`` is the status; ``value`` depends on the command.
+
+    GET/ITERNEXT/EXT/STAT: bytes; VSIZ/ADDINT/RNUM/SIZE: int; ADDDOUBLE: float;
+    MGET: list of (key, value); FWMKEYS/MISC: list of bytes; others: None.
+    On failure ``value`` is None.
+    """
+
+    ok: bool
+    value: object
+
+
+# Reply shapes.
+_S_STATUS, _S_NONE, _S_BYTES, _S_U32, _S_I32, _S_DOUBLE, _S_U64, _S_LIST, _S_PAIRS, _S_MISC = (
+    range(10)
+)
+
+_SHAPES: dict[int, int] = {
+    PUT: _S_STATUS, PUTKEEP: _S_STATUS, PUTCAT: _S_STATUS, PUTSHL: _S_STATUS,
+    PUTNR: _S_NONE, OUT: _S_STATUS, GET: _S_BYTES, MGET: _S_PAIRS, VSIZ: _S_U32,
+    ITERINIT: _S_STATUS, ITERNEXT: _S_BYTES, FWMKEYS: _S_LIST, ADDINT: _S_I32,
+    ADDDOUBLE: _S_DOUBLE, EXT: _S_BYTES, SYNC: _S_STATUS, OPTIMIZE: _S_STATUS,
+    VANISH: _S_STATUS, COPY: _S_STATUS, RESTORE: _S_STATUS, SETMST: _S_STATUS,
+    RNUM: _S_U64, SIZE: _S_U64, STAT: _S_BYTES, MISC: _S_MISC,
+}
+
+_OK_NONE = Reply(True, None)
+_FAILED = Reply(False, None)
+
+
+class ReplyDecoder:
+    """Decodes the replies to the requests sent on one connection, in order.
+
+    Call :meth:`expect` with each request's command as it is sent, feed the
+    received bytes, and take complete replies with :meth:`next_reply`.
+    Long list replies are decoded incrementally: bytes already parsed are
+    never parsed again, whatever the size of the chunks fed.
+    """
+
+    __slots__ = ("_buf", "_pos", "_expected", "_items", "_remaining", "_shape")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self._expected: deque[int] = deque()
+        self._items: list | None = None  # partial list reply in progress
+        self._remaining = 0
+        self._shape = 0
+
+    def expect(self, command: int) -> None:
+        """Announce that a request with this command code was sent."""
+        self._expected.append(_SHAPES[command])
+
+    @property
+    def pending(self) -> int:
+        """How many announced replies have not been returned yet."""
+        return len(self._expected)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not consumed yet."""
+        return len(self._buf) - self._pos
+
+    def feed(self, data: bytes) -> None:
+        if self._pos and self._pos == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+        self._buf += data
+
+    def next_reply(self) -> Reply | None:
+        """The next complete reply, or None if more bytes are needed.
+
+        Raises :class:`TyrantProtocolError` on bytes that cannot be a reply;
+        the connection must then be discarded.
+        """
+        expected = self._expected
+        if not expected:
+            if self.buffered:
+                raise TyrantProtocolError(f"{self.buffered} unexpected bytes from the server")
+            return None
+        shape = expected[0]
+        if shape == _S_NONE:
+            expected.popleft()
+            return _OK_NONE
+        buf = self._buf
+        pos = self._pos
+        if self._items is not None:
+            reply = self._continue_list()
+        else:
+            if pos >= len(buf):
+                return None
+            status = buf[pos]
+            if status == 1:
+                if shape == _S_MISC:  # failure still carries a zero count
+                    if len(buf) - pos < 5:
+                        return None
+                    self._pos = pos + 5
+                else:
+                    self._pos = pos + 1
+                expected.popleft()
+                return _FAILED
+            if status != 0:
+                raise TyrantProtocolError(f"invalid status byte 0x{status:02x}")
+            reply = self._parse_value(shape, buf, pos + 1)
+        if reply is not None:
+            expected.popleft()
+            if self._pos == len(buf):
+                buf.clear()
+                self._pos = 0
+        return reply
+
+    def _parse_value(self, shape: int, buf: bytearray, pos: int) -> Reply | None:
+        avail = len(buf) - pos
+        if shape == _S_STATUS:
+            self._pos = pos
+            return _OK_NONE
+        if shape == _S_BYTES:
+            if avail < 4:
+                return None
+            (size,) = _U32.unpack_from(buf, pos)
+            end = pos + 4 + size
+            if end > len(buf):
+                return None
+            self._pos = end
+            return Reply(True, bytes(buf[pos + 4 : end]))
+        if shape == _S_U32 or shape == _S_I32:
+            if avail < 4:
+                return None
+            self._pos = pos + 4
+            unpack = _U32 if shape == _S_U32 else _I32
+            return Reply(True, unpack.unpack_from(buf, pos)[0])
+        if shape == _S_U64:
+            if avail < 8:
+                return None
+            self._pos = pos + 8
+            return Reply(True, _U64.unpack_from(buf, pos)[0])
+        if shape == _S_DOUBLE:
+            if avail < 16:
+                return None
+            self._pos = pos + 16
+            return Reply(True, decode_double(*_QQ.unpack_from(buf, pos)))
+        # Lists: MGET pairs, FWMKEYS keys, MISC elements.
+        if avail < 4:
+            return None
+        (count,) = _U32.unpack_from(buf, pos)
+        if count > MAX_COUNT * 2:
+            raise TyrantProtocolError(f"implausible element count {count}")
+        self._pos = pos + 4
+        self._items = []
+        self._remaining = count
+        self._shape = shape
+        return self._continue_list()
+
+    def _continue_list(self) -> Reply | None:
+        buf = self._buf
+        pos = self._pos
+        end_buf = len(buf)
+        items = self._items
+        assert items is not None
+        remaining = self._remaining
+        append = items.append
+        if self._shape == _S_PAIRS:
+            unpack = _KV.unpack_from
+            while remaining:
+                if end_buf - pos < 8:
+                    break
+                ksiz, vsiz = unpack(buf, pos)
+                kstart = pos + 8
+                vstart = kstart + ksiz
+                end = vstart + vsiz
+                if end > end_buf:
+                    break
+                append((bytes(buf[kstart:vstart]), bytes(buf[vstart:end])))
+                pos = end
+                remaining -= 1
+        else:
+            unpack = _U32.unpack_from
+            while remaining:
+                if end_buf - pos < 4:
+                    break
+                (size,) = unpack(buf, pos)
+                end = pos + 4 + size
+                if end > end_buf:
+                    break
+                append(bytes(buf[pos + 4 : end]))
+                pos = end
+                remaining -= 1
+        self._pos = pos
+        self._remaining = remaining
+        if remaining:
+            return None
+        self._items = None
+        return Reply(True, items)
+
+
+# ---------------------------------------------------------------------------
+# Request decoding (server side)
+
+
+class Rejected(NamedTuple):
+    """A request header the server refuses; ``reason`` says why.
+
+    Like ttserver, only the bytes read so far are consumed: whatever follows
+    is parsed as the next request. A server closes the connection when
+    nothing else is buffered.
+    """
+
+    reason: str
+
+
+class TextLine(NamedTuple):
+    """A line that did not start with the magic byte (memcached/HTTP text)."""
+
+    line: bytes
+
+
+class _Incomplete(Exception):
+    """More bytes are needed to finish the current frame."""
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, consumed: int) -> None:
+        self.reason = reason
+        self.consumed = consumed
+
+
+class RequestDecoder:
+    """Splits the byte stream of one connection into requests.
+
+    ``max_length`` caps any single declared length (key, value, argument,
+    path); a larger one is rejected before any memory is set aside for it.
+    ``log_format=True`` parses update-log payloads, whose MISC frames have
+    no options field.
+    """
+
+    def __init__(self, max_length: int = MAX_LENGTH, *, log_format: bool = False) -> None:
+        self.max_length = max_length
+        self.log_format = log_format
+        self._buf = bytearray()
+        self._pos = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not consumed by a complete request yet."""
+        return len(self._buf) - self._pos
+
+    def feed(self, data: bytes) -> None:
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def next_event(self) -> Request | Rejected | TextLine | None:
+        """The next request (or rejection, or text line); None if incomplete."""
+        buf = self._buf
+        pos = self._pos
+        if pos >= len(buf):
+            return None
+        if buf[pos] != MAGIC:
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                return None
+            self._pos = nl + 1
+            return TextLine(bytes(buf[pos : nl + 1]))
+        try:
+            request, end = self._parse(buf, pos)
+        except _Incomplete:
+            return None
+        except _Reject as rejection:
+            self._pos = pos + rejection.consumed
+            return Rejected(rejection.reason)
+        self._pos = end
+        return request
+
+    # Field readers: each returns the value and the position after it.
+
+    def _length(self, buf: bytearray, pos: int, start: int, what: str) -> int:
+        if pos + 4 > len(buf):
+            raise _Incomplete
+        (n,) = _I32.unpack_from(buf, pos)
+        if n < 0 or n > self.max_length:
+            raise _Reject(f"{what} length {n} out of range", pos + 4 - start)
+        return n
+
+    def _parse(self, buf: bytearray, start: int) -> tuple[Request, int]:
+        size = len(buf)
+        if start + 2 > size:
+            raise _Incomplete
+        command = buf[start + 1]
+        pos = start + 2
+
+        def need(n: int) -> None:
+            if pos + n > size:
+                raise _Incomplete
+
+        if command in (PUT, PUTKEEP, PUTCAT, PUTNR, PUTSHL):
+            ksiz = self._length(buf, pos, start, "key")
+            vsiz = self._length(buf, pos + 4, start, "value")
+            pos += 8
+            width = 0
+            if command == PUTSHL:
+                need(4)
+                (width,) = _I32.unpack_from(buf, pos)
+                pos += 4
+                if width < 0:
+                    raise _Reject(f"negative width {width}", pos - start)
+            need(ksiz + vsiz)
+            key = bytes(buf[pos : pos + ksiz])
+            value = bytes(buf[pos + ksiz : pos + ksiz + vsiz])
+            pos += ksiz + vsiz
+            if command == PUTSHL:
+                return Request(command, (key, value, width)), pos
+            return Request(command, (key, value)), pos
+        if command in (OUT, GET, VSIZ, OPTIMIZE, COPY):
+            ksiz = self._length(buf, pos, start, "key" if command < OPTIMIZE else "path")
+            pos += 4
+            need(ksiz)
+            return Request(command, (bytes(buf[pos : pos + ksiz]),)), pos + ksiz
+        if command in (ITERINIT, ITERNEXT, SYNC, VANISH, RNUM, SIZE, STAT):
+            return Request(command, ()), pos
+        if command == MGET:
+            count = self._count(buf, pos, start)
+            pos += 4
+            keys: list[bytes] = []
+            for _ in range(count):
+                need(4)
+                (ksiz,) = _I32.unpack_from(buf, pos)
+                if ksiz < 0 or ksiz > self.max_length:
+                    # ttserver answers for the keys read so far.
+                    return Request(command, (keys,)), pos + 4
+                pos += 4
+                need(ksiz)
+                keys.append(bytes(buf[pos : pos + ksiz]))
+                pos += ksiz
+            return Request(command, (keys,)), pos
+        if command == FWMKEYS:
+            psiz = self._length(buf, pos, start, "prefix")
+            need(8)
+            (max_,) = _I32.unpack_from(buf, pos + 4)
+            pos += 8
+            need(psiz)
+            return Request(command, (bytes(buf[pos : pos + psiz]), max_)), pos + psiz
+        if command == ADDINT:
+            ksiz = self._length(buf, pos, start, "key")
+            need(8)
+            (num,) = _I32.unpack_from(buf, pos + 4)
+            pos += 8
+            need(ksiz)
+            return Request(command, (bytes(buf[pos : pos + ksiz]), num)), pos + ksiz
+        if command == ADDDOUBLE:
+            ksiz = self._length(buf, pos, start, "key")
+            need(20)
+            integral, fraction = _QQ.unpack_from(buf, pos + 4)
+            pos += 20
+            need(ksiz)
+            key = bytes(buf[pos : pos + ksiz])
+            return Request(command, (key, decode_double(integral, fraction))), pos + ksiz
+        if command == EXT:
+            nsiz = self._length(buf, pos, start, "name")
+            if nsiz >= MAX_NAME:
+                raise _Reject(f"function name length {nsiz} too long", pos + 4 - start)
+            need(8)
+            (opts,) = _U32.unpack_from(buf, pos + 4)
+            ksiz = self._length(buf, pos + 8, start, "key")
+            vsiz = self._length(buf, pos + 12, start, "value")
+            pos += 16
+            need(nsiz + ksiz + vsiz)
+            name = bytes(buf[pos : pos + nsiz])
+            pos += nsiz
+            key = bytes(buf[pos : pos + ksiz])
+            pos += ksiz
+            value = bytes(buf[pos : pos + vsiz])
+            return Request(command, (name, opts, key, value)), pos + vsiz
+        if command == RESTORE:
+            psiz = self._length(buf, pos, start, "path")
+            need(16)
+            ts, opts = struct.unpack_from(">QI", buf, pos + 4)
+            pos += 16
+            need(psiz)
+            return Request(command, (bytes(buf[pos : pos + psiz]), ts, opts)), pos + psiz
+        if command == SETMST:
+            hsiz = self._length(buf, pos, start, "host")
+            need(20)
+            port, ts, opts = struct.unpack_from(">iQI", buf, pos + 4)
+            pos += 20
+            if port < 0:
+                raise _Reject(f"negative port {port}", pos - start)
+            need(hsiz)
+            host = bytes(buf[pos : pos + hsiz])
+            return Request(command, (host, port, ts, opts)), pos + hsiz
+        if command == MISC:
+            nsiz = self._length(buf, pos, start, "name")
+            if nsiz >= MAX_NAME:
+                raise _Reject(f"function name length {nsiz} too long", pos + 4 - start)
+            pos += 4
+            opts = 0
+            if not self.log_format:
+                need(4)
+                (opts,) = _U32.unpack_from(buf, pos)
+                pos += 4
+            count = self._count(buf, pos, start)
+            pos += 4
+            need(nsiz)
+            name = bytes(buf[pos : pos + nsiz])
+            pos += nsiz
+            args: list[bytes] = []
+            for _ in range(count):
+                asiz = self._length(buf, pos, start, "argument")
+                pos += 4
+                need(asiz)
+                args.append(bytes(buf[pos : pos + asiz]))
+                pos += asiz
+            return Request(command, (name, opts, args)), pos
+        if command == REPL:
+            need(12)
+            ts, sid = struct.unpack_from(">QI", buf, pos)
+            pos += 12
+            if ts < 1 or sid < 1 or sid > 0x7FFFFFFF:
+                raise _Reject(f"invalid replication request ts={ts} sid={sid}", pos - start)
+            return Request(command, (ts, sid)), pos
+        raise _Reject(f"unknown command 0x{command:02x}", 2)
+
+    def _count(self, buf: bytearray, pos: int, start: int) -> int:
+        if pos + 4 > len(buf):
+            raise _Incomplete
+        (n,) = _I32.unpack_from(buf, pos)
+        if n < 0 or n > MAX_COUNT:
+            raise _Reject(f"element count {n} out of range", pos + 4 - start)
+        return n
+
+
+# ---------------------------------------------------------------------------
+# Reply encoders (server side)
+
+REPLY_OK = b"\x00"
+REPLY_FAIL = b"\x01"
+REPLY_MISC_FAIL = b"\x01\x00\x00\x00\x00"
+
+
+def reply_bytes(value: bytes) -> bytes:
+    """GET, ITERNEXT, EXT and STAT success: status, size, bytes."""
+    return b"\x00" + _u32(len(value)) + value
+
+
+def reply_u32(n: int) -> bytes:
+    return b"\x00" + _u32(n)
+
+
+def reply_i32(n: int) -> bytes:
+    return b"\x00" + _I32.pack(n)
+
+
+def reply_u64(n: int) -> bytes:
+    return b"\x00" + _U64.pack(n)
+
+
+def reply_double(value: float) -> bytes:
+    return b"\x00" + _QQ.pack(*encode_double_reply(value))
+
+
+def reply_list(items: list[bytes]) -> bytes:
+    """FWMKEYS and MISC success: status, count, sized elements."""
+    parts = [b"\x00", _u32(len(items))]
+    for item in items:
+        parts.append(_u32(len(item)))
+        parts.append(item)
+    return b"".join(parts)
+
+
+def reply_pairs(pairs: list[tuple[bytes, bytes]]) -> bytes:
+    """MGET success: status, count, (ksiz, vsiz, key, value) per record."""
+    pack = _KV.pack
+    parts = [b"\x00", _u32(len(pairs))]
+    for key, value in pairs:
+        parts.append(pack(len(key), len(value)))
+        parts.append(key)
+        parts.append(value)
+    return b"".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# Update log and replication stream (spec §8, §9)
+
+REPL_KEEPALIVE = b"\xca"
+ULOG_MAGIC = 0xC9
+
+
+def misc_log_payload(name: bytes, args: list[bytes]) -> bytes:
+    """A MISC request as the update log stores it: without the options field."""
+    parts = [_HEAD2.pack(MAGIC, MISC, len(name), len(args)), name]
+    for arg in args:
+        parts.append(_u32(len(arg)))
+        parts.append(arg)
+    return b"".join(parts)
+
+
+def ulog_entry(ts: int, sid: int, mid: int, payload: bytes) -> bytes:
+    """One update-log file entry: ``c9 ts:u64 sid:u16 mid:u16 size:u32 payload``."""
+    return _ULOG_HEAD.pack(ULOG_MAGIC, ts, sid, mid, len(payload)) + payload
+
+
+def parse_ulog(data: bytes) -> list[tuple[int, int, int, bytes]]:
+    """Split update-log file contents into ``(ts, sid, mid, payload)`` entries.
+
+    A torn entry at the end (a crash mid-write) is ignored.
+    """
+    entries = []
+    pos = 0
+    size = _ULOG_HEAD.size
+    while pos + size <= len(data):
+        magic, ts, sid, mid, length = _ULOG_HEAD.unpack_from(data, pos)
+        if magic != ULOG_MAGIC:
+            raise TyrantProtocolError(f"bad update-log entry at offset {pos}")
+        end = pos + size + length
+        if end > len(data):
+            break
+        entries.append((ts, sid, mid, bytes(data[pos + size : end])))
+        pos = end
+    return entries
+
+
+def repl_entry(ts: int, sid: int, payload: bytes) -> bytes:
+    """One replication stream entry: ``c9 ts:u64 sid:u32 size:u32 payload``."""
+    return _REPL_ENTRY_HEAD.pack(ULOG_MAGIC, ts, sid, len(payload)) + payload
+
+
+def repl_header(sid: int) -> bytes:
+    return _u32(sid)
+
+
+# ---------------------------------------------------------------------------
+# STAT text
+
+
+def parse_stat(text: bytes) -> dict[str, str]:
+    """Parse STAT's ``name\\tvalue\\n`` lines into a dict of text."""
+    result = {}
+    for line in text.decode("utf-8", "replace").splitlines():
+        name, sep, value = line.partition("\t")
+        if sep:
+            result[name] = value
+    return result
+
+
+def format_stat(items: list[tuple[str, object]]) -> bytes:
+    """The inverse of :func:`parse_stat`, in the given order."""
+    return "".join(f"{name}\t{value}\n" for name, value in items).encode()
+
+
+def encode_reply(command: int, reply: Reply) -> bytes:
+    """Encode a :class:`Reply` to ``command`` (inverse of :class:`ReplyDecoder`)."""
+    shape = _SHAPES[command]
+    if shape == _S_NONE:
+        return b""
+    if not reply.ok:
+        return REPLY_MISC_FAIL if shape == _S_MISC else REPLY_FAIL
+    value = reply.value
+    if shape == _S_STATUS:
+        return REPLY_OK
+    if shape == _S_BYTES:
+        assert isinstance(value, bytes)
+        return reply_bytes(value)
+    if shape == _S_U32:
+        assert isinstance(value, int)
+        return reply_u32(value)
+    if shape == _S_I32:
+        assert isinstance(value, int)
+        return reply_i32(value)
+    if shape == _S_U64:
+        assert isinstance(value, int)
+        return reply_u64(value)
+    if shape == _S_DOUBLE:
+        assert isinstance(value, float)
+        return reply_double(value)
+    if shape == _S_PAIRS:
+        assert isinstance(value, list)
+        return reply_pairs(value)
+    assert isinstance(value, list)
+    return reply_list(value)
