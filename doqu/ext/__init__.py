@@ -1,0 +1,1 @@
+"""Backends under their historical import paths (``doqu.ext.<name>``)."""
