@@ -1,0 +1,751 @@
+"""ctypes binding to Tokyo Cabinet's abstract database API (``tcadb*``).
+
+The Tyrant-compatible server answers with whatever the library answers, so this
+module adds no semantics of its own: each :class:`Cabinet` method is one library
+call (PUTSHL, which the abstract API lacks, is a get + put under the lock).
+
+The one exception is a set of *guards*.  The packaged Tokyo Cabinet 1.4.48 is
+built with assertions, and some inputs abort the whole process (protocol spec
+section 10).  Those calls are refused here and report the ordinary failure of
+the operation (``False`` / ``None``) without reaching the library.
+
+Failure conventions mirror the C API: writes return ``bool``; reads return
+``None`` when there is no record; ``vsiz`` returns -1; ``addint`` returns
+``INT_MIN`` and ``adddouble`` NaN; ``misc`` returns ``None``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+__all__ = [
+    "ADBOVOID",
+    "ADBOMDB",
+    "ADBONDB",
+    "ADBOHDB",
+    "ADBOBDB",
+    "ADBOFDB",
+    "ADBOTDB",
+    "ADBOSKEL",
+    "INT_MIN",
+    "LIBRARY_VERSION",
+    "Cabinet",
+    "CabinetClosedError",
+    "pack_record",
+    "parse_index_type",
+    "unpack_record",
+]
+
+
+def _load_library() -> ctypes.CDLL:
+    name = ctypes.util.find_library("tokyocabinet")
+    if name is None:
+        raise ImportError(
+            "the Tokyo Cabinet shared library (libtokyocabinet.so.9) was not found; "
+            "install the Debian/Ubuntu package libtokyocabinet9"
+        )
+    try:
+        return ctypes.CDLL(name)
+    except OSError as exc:  # pragma: no cover - depends on the host
+        raise ImportError(
+            f"cannot load the Tokyo Cabinet library {name!r} ({exc}); "
+            "install the Debian/Ubuntu package libtokyocabinet9"
+        ) from exc
+
+
+_lib = _load_library()
+
+_P = ctypes.c_void_p
+_S = ctypes.c_char_p
+_I = ctypes.c_int
+_B = ctypes.c_bool
+_D = ctypes.c_double
+_U64 = ctypes.c_uint64
+_PI = ctypes.POINTER(ctypes.c_int)
+_PC = ctypes.POINTER(ctypes.c_char)  # malloc'ed results: sliced to bytes, then tcfree'd
+
+# name: (restype, argtypes).  Every pointer result is c_void_p so that it is never
+# truncated to a C int; tcadbpath returns a borrowed string and may be c_char_p.
+_PROTOTYPES: dict[str, tuple[object, list[object]]] = {
+    "tcadbnew": (_P, []),
+    "tcadbdel": (None, [_P]),
+    "tcadbopen": (_B, [_P, _S]),
+    "tcadbclose": (_B, [_P]),
+    "tcadbput": (_B, [_P, _S, _I, _S, _I]),
+    "tcadbputkeep": (_B, [_P, _S, _I, _S, _I]),
+    "tcadbputcat": (_B, [_P, _S, _I, _S, _I]),
+    "tcadbout": (_B, [_P, _S, _I]),
+    "tcadbget": (_PC, [_P, _S, _I, _PI]),
+    "tcadbvsiz": (_I, [_P, _S, _I]),
+    "tcadbiterinit": (_B, [_P]),
+    "tcadbiternext": (_PC, [_P, _PI]),
+    "tcadbfwmkeys": (_P, [_P, _S, _I, _I]),
+    "tcadbaddint": (_I, [_P, _S, _I, _I]),
+    "tcadbadddouble": (_D, [_P, _S, _I, _D]),
+    "tcadbsync": (_B, [_P]),
+    "tcadboptimize": (_B, [_P, _S]),
+    "tcadbvanish": (_B, [_P]),
+    "tcadbcopy": (_B, [_P, _S]),
+    "tcadbtranbegin": (_B, [_P]),
+    "tcadbtrancommit": (_B, [_P]),
+    "tcadbtranabort": (_B, [_P]),
+    "tcadbpath": (_S, [_P]),
+    "tcadbrnum": (_U64, [_P]),
+    "tcadbsize": (_U64, [_P]),
+    "tcadbmisc": (_P, [_P, _S, _P]),
+    "tcadbomode": (_I, [_P]),
+    "tcadbreveal": (_P, [_P]),
+    "tcfree": (None, [_P]),
+    "tclistnew": (_P, []),
+    "tclistdel": (None, [_P]),
+    "tclistnum": (_I, [_P]),
+    "tclistval": (_PC, [_P, _I, _PI]),
+    "tclistpush": (None, [_P, _S, _I]),
+}
+
+
+def _declare(name: str) -> Any:
+    func = getattr(_lib, name)
+    restype, argtypes = _PROTOTYPES[name]
+    func.restype = restype
+    func.argtypes = argtypes
+    return func
+
+
+_tcadbnew = _declare("tcadbnew")
+_tcadbdel = _declare("tcadbdel")
+_tcadbopen = _declare("tcadbopen")
+_tcadbclose = _declare("tcadbclose")
+_tcadbput = _declare("tcadbput")
+_tcadbputkeep = _declare("tcadbputkeep")
+_tcadbputcat = _declare("tcadbputcat")
+_tcadbout = _declare("tcadbout")
+_tcadbget = _declare("tcadbget")
+_tcadbvsiz = _declare("tcadbvsiz")
+_tcadbiterinit = _declare("tcadbiterinit")
+_tcadbiternext = _declare("tcadbiternext")
+_tcadbfwmkeys = _declare("tcadbfwmkeys")
+_tcadbaddint = _declare("tcadbaddint")
+_tcadbadddouble = _declare("tcadbadddouble")
+_tcadbsync = _declare("tcadbsync")
+_tcadboptimize = _declare("tcadboptimize")
+_tcadbvanish = _declare("tcadbvanish")
+_tcadbcopy = _declare("tcadbcopy")
+_tcadbtranbegin = _declare("tcadbtranbegin")
+_tcadbtrancommit = _declare("tcadbtrancommit")
+_tcadbtranabort = _declare("tcadbtranabort")
+_tcadbpath = _declare("tcadbpath")
+_tcadbrnum = _declare("tcadbrnum")
+_tcadbsize = _declare("tcadbsize")
+_tcadbmisc = _declare("tcadbmisc")
+_tcadbomode = _declare("tcadbomode")
+_tcadbreveal = _declare("tcadbreveal")
+_tcfree = _declare("tcfree")
+_tclistnew = _declare("tclistnew")
+_tclistdel = _declare("tclistdel")
+_tclistnum = _declare("tclistnum")
+_tclistval = _declare("tclistval")
+_tclistpush = _declare("tclistpush")
+
+LIBRARY_VERSION: str = ctypes.c_char_p.in_dll(_lib, "tcversion").value.decode()  # type: ignore[union-attr]
+"""Version string of the loaded library (``"1.4.48"``)."""
+
+# Open modes reported by tcadbomode (checked against the library: '*' -> 1, '+' -> 2,
+# .tch -> 3, .tcb -> 4, .tcf -> 5, .tct -> 6).
+ADBOVOID = 0
+ADBOMDB = 1
+ADBONDB = 2
+ADBOHDB = 3
+ADBOBDB = 4
+ADBOFDB = 5
+ADBOTDB = 6
+ADBOSKEL = 7
+
+INT_MIN = -(2**31)
+"""Failure sentinel of :meth:`Cabinet.addint` (also a legal sum, as in ttserver)."""
+
+_TYPE_NAMES = {
+    ADBOVOID: "void",
+    ADBOMDB: "on-memory hash",
+    ADBONDB: "on-memory tree",
+    ADBOHDB: "hash",
+    ADBOBDB: "B+ tree",
+    ADBOFDB: "fixed-length",
+    ADBOTDB: "table",
+    ADBOSKEL: "skeleton",
+}
+
+# Table index types as the library numbers them (and names its index files).
+_IDX_KEEP = 1 << 24
+_IDX_SUFFIXES = {b"lex": 0, b"dec": 1, b"tok": 2, b"qgr": 3}
+_IDX_KIND = {0: "lex", 1: "dec", 2: "tok", 3: "qgr"}
+_IDX_NAMES = {
+    b"lexical": 0, b"lex": 0, b"str": 0,
+    b"decimal": 1, b"dec": 1, b"num": 1,
+    b"token": 2, b"tok": 2,
+    b"qgram": 3, b"qgr": 3, b"fts": 3,
+    b"optimize": 9998, b"opt": 9998,
+    b"void": 9999, b"null": 9999,
+}  # fmt: skip
+# A decimal type as the library accepts it: blanks (bytes 1..32) around an optional
+# minus sign and digits with an optional fraction; at least one digit.
+_IDX_NUMBER = re.compile(rb"[\x01-\x20]*(-?)(\d*)(?:\.(\d*))?[\x01-\x20]*\Z")
+# search condition: STREQ with the "no index" flag, so that the check scans records.
+_STREQ_NOIDX = b"33554432"
+
+
+def parse_index_type(text: bytes) -> int | None:
+    """Parse a table ``setindex`` type the way Tokyo Cabinet does.
+
+    Returns the type number with the keep flag (1<<24) OR-ed in, or ``None`` when
+    the library rejects the text (then setindex fails without touching anything).
+    A type outside 0..3, 9998, 9999 (after the keep flag) still reaches the
+    library, which fails and drops the column's existing index.
+    """
+    text = text.split(b"\0", 1)[0]  # the library reads a C string
+    keep = 0
+    if text[:1] == b"+":
+        keep = _IDX_KEEP
+        text = text[1:]
+    value = _IDX_NAMES.get(text.lower())
+    if value is None:
+        m = _IDX_NUMBER.match(text)
+        if m is None or not (m.group(2) or m.group(3)):
+            return None
+        value = int(m.group(2) or b"0")
+        if m.group(1):
+            value = -value
+        value %= 1 << 64  # 64-bit accumulation, then truncated to a C int
+        value = (value + (1 << 31)) % (1 << 32) - (1 << 31)
+    value |= keep
+    return value if value >= 0 else None
+
+
+def _builds_ordered_index(itype: int | None) -> bool:
+    """Whether setindex with this parsed type may build a lexical/decimal index."""
+    return itype is not None and (itype & ~_IDX_KEEP) in (0, 1)
+
+
+def unpack_record(value: bytes) -> list[tuple[bytes, bytes]]:
+    """Columns of a serialized table record as the library parses a stored value.
+
+    ``name\\0value\\0name\\0value...``: a dangling last name is dropped, a repeated
+    name keeps its first position and its last value.  Empty names are returned
+    as they are (the library then refuses the whole record).
+    """
+    parts = value.split(b"\0")
+    cols: dict[bytes, bytes] = {}
+    for i in range(0, len(parts) - 1, 2):
+        cols[parts[i]] = parts[i + 1]
+    return list(cols.items())
+
+
+def pack_record(cols: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Serialize columns as ``name\\0value\\0...`` (no trailing NUL)."""
+    items = cols.items() if isinstance(cols, Mapping) else cols
+    return b"\0".join(b"%s\0%s" % (name, val) for name, val in items)
+
+
+def _pairs(args: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
+    """Name/value arguments of a table misc put: odd tail dropped, last value wins."""
+    cols: dict[bytes, bytes] = {}
+    for i in range(0, len(args) - 1, 2):
+        cols[args[i]] = args[i + 1]
+    return list(cols.items())
+
+
+def _parse_open_name(name: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """Split ``path#key=value#...`` into the path and its (lower-cased key, value) pairs."""
+    path, *rest = name.split(b"#")
+    params = []
+    for part in rest:
+        key, sep, value = part.partition(b"=")
+        if sep:
+            params.append((key.lower(), value))
+    return path, params
+
+
+def _is_table_path(path: bytes) -> bool:
+    return path.lower().endswith((b".tct", b".tdb"))
+
+
+class _Args:
+    """A TCLIST built from Python bytes, freed with tclistdel."""
+
+    __slots__ = ("ptr",)
+
+    def __init__(self, items: Iterable[bytes]) -> None:
+        self.ptr = _tclistnew()
+        for item in items:
+            _tclistpush(self.ptr, item, len(item))
+
+    def __enter__(self) -> int:
+        return self.ptr
+
+    def __exit__(self, *exc: object) -> None:
+        _tclistdel(self.ptr)
+
+
+def _take_list(ptr: int) -> list[bytes]:
+    """Copy a library-allocated TCLIST into Python bytes and free it."""
+    try:
+        size = ctypes.c_int()
+        sizep = ctypes.byref(size)
+        out = []
+        for i in range(_tclistnum(ptr)):
+            elem = _tclistval(ptr, i, sizep)
+            out.append(elem[: size.value])
+        return out
+    finally:
+        _tclistdel(ptr)
+
+
+class CabinetClosedError(ValueError):
+    """An operation on a closed :class:`Cabinet`."""
+
+
+class Cabinet:
+    """One open Tokyo Cabinet database behind the abstract (``tcadb``) API.
+
+    ``Cabinet(name)`` opens ``name`` exactly as ttserver does (``tcadbopen``):
+    ``*`` (on-memory hash), ``+`` (on-memory tree), ``*.tch``, ``*.tcb``,
+    ``*.tcf``, ``*.tct``, each optionally followed by ``#key=value`` tuning
+    parameters.  The default mode is writer + create.  Raises ``OSError`` when
+    the library cannot open it.
+
+    Keys, values and arguments are ``bytes`` passed with their lengths (NUL-safe).
+    Every call holds one re-entrant lock: the guards check then act and PUTSHL is
+    a read-modify-write, so the lock keeps each of them atomic.  (``tcadbopen``
+    also enables the engines' own mutexes; ctypes drops the GIL during calls.)
+    """
+
+    __slots__ = (
+        "_lock", "_adb", "_size", "_sizep", "_omode", "_table", "_guarded",
+        "_idx_prefix", "_indexes", "_ordered", "_name", "__weakref__",
+    )  # fmt: skip
+
+    def __init__(self, name: str | bytes | os.PathLike[str]) -> None:
+        self._adb: ctypes.c_void_p | None = None
+        self._lock = threading.RLock()
+        self._size = ctypes.c_int()
+        self._sizep = ctypes.byref(self._size)
+        self._indexes: dict[bytes, str] = {}
+        self._ordered: frozenset[bytes] = frozenset()
+        self._idx_prefix = b""
+        raw = os.fsencode(name)
+        self._name = raw
+        if b"\0" in raw:
+            raise ValueError("database name contains a NUL byte")
+        _refuse_aborting_open(raw)
+        adb = _tcadbnew()
+        if not _tcadbopen(adb, raw):
+            _tcadbdel(adb)
+            raise OSError(f"Tokyo Cabinet cannot open {os.fsdecode(raw)!r}")
+        self._adb = ctypes.c_void_p(adb)
+        self._omode = int(_tcadbomode(adb))
+        self._table = self._omode == ADBOTDB
+        self._guarded = self._omode in (ADBOHDB, ADBOTDB)
+        if self._table:
+            path = _tcadbpath(adb) or _parse_open_name(raw)[0]
+            self._idx_prefix = os.path.abspath(path) + b".idx."
+            self._discover_indexes()
+
+    @classmethod
+    def open(cls, name: str | bytes | os.PathLike[str]) -> Cabinet:
+        """Open ``name`` (same as the constructor)."""
+        return cls(name)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def close(self) -> bool:
+        """Close and free the database; later calls raise. Closing twice is a no-op."""
+        with self._lock:
+            adb = self._adb
+            if adb is None:
+                return True
+            self._adb = None
+            ok = bool(_tcadbclose(adb))
+            _tcadbdel(adb)
+            return ok
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run."""
+        return self._adb is None
+
+    def __enter__(self) -> Cabinet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_adb", None) is not None:
+                self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._adb is None else self.db_type
+        return f"<Cabinet {os.fsdecode(self._name)!r} {state}>"
+
+    def _handle(self) -> ctypes.c_void_p:
+        adb = self._adb
+        if adb is None:
+            raise CabinetClosedError("the database is closed")
+        return adb
+
+    # -- description ----------------------------------------------------------------
+
+    @property
+    def omode(self) -> int:
+        """The library's open mode (``ADBOMDB`` ... ``ADBOTDB``)."""
+        return self._omode
+
+    @property
+    def db_type(self) -> str:
+        """Database type as ttserver's STAT ``type`` line names it."""
+        return _TYPE_NAMES.get(self._omode, "unknown")
+
+    @property
+    def path(self) -> bytes:
+        """``tcadbpath``: the file path without parameters (``*``/``+`` in memory)."""
+        with self._lock:
+            path: bytes = _tcadbpath(self._handle()) or b""
+            return path
+
+    def rnum(self) -> int:
+        """Number of records (B+ tree: every duplicate counts)."""
+        with self._lock:
+            return int(_tcadbrnum(self._handle()))
+
+    def size(self) -> int:
+        """File size, or the approximate memory use of an on-memory database."""
+        with self._lock:
+            return int(_tcadbsize(self._handle()))
+
+    def reveal(self) -> int:
+        """Address of the underlying engine object (TCHDB*, TCTDB*, ...)."""
+        with self._lock:
+            return int(_tcadbreveal(self._handle()) or 0)
+
+    @property
+    def indexes(self) -> dict[bytes, str]:
+        """Table indexes: column name -> ``"lex"``, ``"dec"``, ``"tok"`` or ``"qgr"``."""
+        return dict(self._indexes)
+
+    # -- records ----------------------------------------------------------------------
+
+    def put(self, key: bytes, value: bytes) -> bool:
+        """Store, overwriting (``tcadbput``)."""
+        with self._lock:
+            adb = self._adb
+            if adb is None:
+                raise CabinetClosedError("the database is closed")
+            if self._ordered and self._record_aborts(adb, key, value, False):
+                return False
+            return _tcadbput(adb, key, len(key), value, len(value))
+
+    def putkeep(self, key: bytes, value: bytes) -> bool:
+        """Store only if the key is absent (``tcadbputkeep``)."""
+        with self._lock:
+            adb = self._handle()
+            if self._ordered and self._record_aborts(adb, key, value, False):
+                return False
+            return _tcadbputkeep(adb, key, len(key), value, len(value))
+
+    def putcat(self, key: bytes, value: bytes) -> bool:
+        """Append (tables: add only the missing columns) (``tcadbputcat``)."""
+        with self._lock:
+            adb = self._handle()
+            if self._ordered and self._record_aborts(adb, key, value, True):
+                return False
+            return _tcadbputcat(adb, key, len(key), value, len(value))
+
+    def putshl(self, key: bytes, value: bytes, width: int) -> bool:
+        """Append ``value`` and keep the last ``width`` bytes (Tyrant PUTSHL).
+
+        An absent record is created with the whole value.  Tables work on the
+        serialized record and re-parse it.  The abstract API has no such call, so
+        this is a get + put under the lock.
+        """
+        if width < 0:
+            raise ValueError("width must not be negative")
+        with self._lock:
+            adb = self._handle()
+            if self._table and not key:
+                return False  # the library asserts on an empty primary key
+            old = self._get(adb, key)
+            if old is None:
+                new = value
+            else:
+                new = old + value
+                if len(new) > width:
+                    new = new[len(new) - width :]
+            if self._ordered and self._record_aborts(adb, key, new, False):
+                return False
+            return _tcadbput(adb, key, len(key), new, len(new))
+
+    def out(self, key: bytes) -> bool:
+        """Remove a record (``tcadbout``); ``False`` if missing."""
+        with self._lock:
+            return _tcadbout(self._handle(), key, len(key))
+
+    def get(self, key: bytes) -> bytes | None:
+        """Value of a record (tables: serialized columns) or ``None``."""
+        with self._lock:
+            adb = self._adb
+            if adb is None:
+                raise CabinetClosedError("the database is closed")
+            ptr = _tcadbget(adb, key, len(key), self._sizep)
+            if not ptr:
+                return None
+            try:
+                return ptr[: self._size.value]
+            finally:
+                _tcfree(ptr)
+
+    def _get(self, adb: ctypes.c_void_p, key: bytes) -> bytes | None:
+        ptr = _tcadbget(adb, key, len(key), self._sizep)
+        if not ptr:
+            return None
+        try:
+            return ptr[: self._size.value]
+        finally:
+            _tcfree(ptr)
+
+    def vsiz(self, key: bytes) -> int:
+        """Size of a value (tables: internal encoding size), -1 if missing."""
+        with self._lock:
+            return int(_tcadbvsiz(self._handle(), key, len(key)))
+
+    def iterinit(self) -> bool:
+        """Rewind the (single, shared) iterator."""
+        with self._lock:
+            return _tcadbiterinit(self._handle())
+
+    def iternext(self) -> bytes | None:
+        """Next key of the iterator, ``None`` at the end."""
+        with self._lock:
+            ptr = _tcadbiternext(self._handle(), self._sizep)
+            if not ptr:
+                return None
+            try:
+                return ptr[: self._size.value]
+            finally:
+                _tcfree(ptr)
+
+    def fwmkeys(self, prefix: bytes, max: int = -1) -> list[bytes]:
+        """Keys starting with ``prefix`` in engine order; ``max`` < 0 = no limit."""
+        with self._lock:
+            ptr = _tcadbfwmkeys(self._handle(), prefix, len(prefix), max)
+            return _take_list(ptr) if ptr else []
+
+    def addint(self, key: bytes, num: int) -> int:
+        """Add to an integer record (tables: column ``_num``); ``INT_MIN`` on failure."""
+        with self._lock:
+            return int(_tcadbaddint(self._handle(), key, len(key), num))
+
+    def adddouble(self, key: bytes, num: float) -> float:
+        """Add to a real-number record (tables: column ``_num``); NaN on failure."""
+        with self._lock:
+            return float(_tcadbadddouble(self._handle(), key, len(key), num))
+
+    # -- whole database -----------------------------------------------------------------
+
+    def sync(self) -> bool:
+        """Flush to the device (``tcadbsync``)."""
+        with self._lock:
+            return _tcadbsync(self._handle())
+
+    def optimize(self, params: str | bytes = b"") -> bool:
+        """Rebuild/retune with ``name=value#...`` parameters (``tcadboptimize``)."""
+        raw = params.encode() if isinstance(params, str) else params
+        with self._lock:
+            ok: bool = _tcadboptimize(self._handle(), raw)
+            if self._table:
+                self._discover_indexes()
+            return ok
+
+    def vanish(self) -> bool:
+        """Remove every record; table index definitions survive."""
+        with self._lock:
+            return _tcadbvanish(self._handle())
+
+    def copy(self, path: str | bytes | os.PathLike[str]) -> bool:
+        """Hot backup to ``path`` (``@cmd`` runs a command), as ``tcadbcopy``."""
+        raw = os.fsencode(path)
+        with self._lock:
+            return _tcadbcopy(self._handle(), raw)
+
+    def tranbegin(self) -> bool:
+        """Begin a transaction (``tcadbtranbegin``)."""
+        with self._lock:
+            return _tcadbtranbegin(self._handle())
+
+    def trancommit(self) -> bool:
+        """Commit the transaction (``tcadbtrancommit``)."""
+        with self._lock:
+            return _tcadbtrancommit(self._handle())
+
+    def tranabort(self) -> bool:
+        """Abort the transaction (``tcadbtranabort``)."""
+        with self._lock:
+            ok: bool = _tcadbtranabort(self._handle())
+            if self._table:
+                self._discover_indexes()
+            return ok
+
+    # -- misc -------------------------------------------------------------------------------
+
+    def misc(self, name: str | bytes, args: Sequence[bytes] = ()) -> list[bytes] | None:
+        """Call a ``tcadbmisc`` function; its result list, or ``None`` on failure."""
+        raw = name.encode() if isinstance(name, str) else name
+        with self._lock:
+            adb = self._handle()
+            if self._guarded and self._misc_aborts(adb, raw, args):
+                return None
+            result = self._misc(adb, raw, args)
+            if self._table and raw in (b"setindex", b"optimize"):
+                self._discover_indexes()
+            return result
+
+    @staticmethod
+    def _misc(adb: ctypes.c_void_p, name: bytes, args: Sequence[bytes]) -> list[bytes] | None:
+        with _Args(args) as lst:
+            ptr = _tcadbmisc(adb, name, lst)
+        return _take_list(ptr) if ptr else None
+
+    # -- guards (protocol spec section 10) ---------------------------------------------------
+
+    def _misc_aborts(self, adb: ctypes.c_void_p, name: bytes, args: Sequence[bytes]) -> bool:
+        """Whether this misc call would trip an assertion of the library."""
+        if name == b"iterinit":  # hash and table assert on an empty start key
+            return bool(args) and not args[0]
+        if not self._table:
+            return False
+        if name in (b"put", b"putkeep", b"putcat"):
+            if not args:
+                return False
+            if not args[0]:
+                return True
+            return self._table_put_aborts(adb, args[0], _pairs(args[1:]), name == b"putcat")
+        if name == b"putlist":
+            # records are stored in order; the first failure ends the call
+            for i in range(0, len(args) - 1, 2):
+                if not args[i]:
+                    return True
+                cols = unpack_record(args[i + 1])
+                if any(not col for col, _ in cols):
+                    return False
+                if self._table_put_aborts(adb, args[i], cols, False):
+                    return True
+            return False
+        if name == b"setindex":
+            for i in range(0, len(args) - 1, 2):
+                if _builds_ordered_index(parse_index_type(args[i + 1])):
+                    column = args[i].split(b"\0", 1)[0]
+                    if self._has_empty_values(adb, column):
+                        return True
+            return False
+        return False
+
+    def _record_aborts(self, adb: ctypes.c_void_p, key: bytes, value: bytes, cat: bool) -> bool:
+        """``_table_put_aborts`` for a serialized record, with a cheap pre-check."""
+        # An empty column value shows as NUL NUL inside the record or a final NUL.
+        if b"\0\0" not in value and value[-1:] != b"\0":
+            return False
+        return self._table_put_aborts(adb, key, unpack_record(value), cat)
+
+    def _table_put_aborts(
+        self, adb: ctypes.c_void_p, key: bytes, cols: list[tuple[bytes, bytes]], cat: bool
+    ) -> bool:
+        """Whether storing ``cols`` puts an empty value into a lexical/decimal index."""
+        ordered = self._ordered
+        empty = {col for col, val in cols if not val and col in ordered}
+        if not empty:
+            return False
+        if any(not col for col, _ in cols):
+            return False  # the library rejects empty column names before indexing
+        if cat and key:
+            current = self._misc(adb, b"get", [key])
+            if current:
+                empty.difference_update(current[0::2])
+        return bool(empty)
+
+    def _has_empty_values(self, adb: ctypes.c_void_p, column: bytes) -> bool:
+        query = [b"addcond\0%s\0%s\0" % (column, _STREQ_NOIDX), b"count"]
+        result = self._misc(adb, b"search", query)
+        return not result or result[0] != b"0"
+
+    def _discover_indexes(self) -> None:
+        """Read the table's indexes from the files the library keeps beside it."""
+        self._indexes = _scan_index_files(self._idx_prefix)
+        self._ordered = frozenset(
+            col for col, kind in self._indexes.items() if kind in ("lex", "dec")
+        )
+
+
+def _scan_index_files(prefix: bytes) -> dict[bytes, str]:
+    """Indexes named by files ``<db path>.idx.<url-quoted column>.<lex|dec|tok|qgr>``."""
+    directory, base = os.path.split(prefix)
+    try:
+        names = os.listdir(directory or b".")
+    except OSError:
+        return {}
+    found: dict[bytes, str] = {}
+    for fname in names:
+        if not fname.startswith(base):
+            continue
+        quoted, dot, suffix = fname[len(base) :].rpartition(b".")
+        if dot and suffix in _IDX_SUFFIXES:
+            found[unquote_to_bytes(quoted)] = _IDX_KIND[_IDX_SUFFIXES[suffix]]
+    return found
+
+
+def _refuse_aborting_open(name: bytes) -> None:
+    """Refuse ``#idx=col:lex|dec`` on an existing table whose column has empty values.
+
+    The library builds a missing index at open and asserts on an empty value, so
+    the table is first opened read-only to look.
+    """
+    path, params = _parse_open_name(name)
+    specs = [value for key, value in params if key == b"idx"]
+    if not specs or not _is_table_path(path) or not os.path.exists(path):
+        return
+    modes = [value for key, value in params if key == b"mode"]
+    if modes and (b"w" not in modes[-1].lower() or b"t" in modes[-1].lower()):
+        return
+    indexed = set(_scan_index_files(os.path.abspath(path) + b".idx."))
+    probe: Cabinet | None = None
+    try:
+        for spec in specs:
+            column, colon, text = spec.partition(b":")
+            itype = parse_index_type(text) if colon else 0
+            if column in indexed or itype is None or (itype & ~_IDX_KEEP) not in _IDX_KIND:
+                continue
+            indexed.add(column)
+            if (itype & ~_IDX_KEEP) not in (0, 1):
+                continue
+            if probe is None:
+                try:
+                    probe = Cabinet(path + b"#mode=r")
+                except OSError:
+                    return
+            if probe._has_empty_values(probe._handle(), column):
+                raise OSError(
+                    f"refusing to open {os.fsdecode(name)!r}: column {column!r} has empty "
+                    "values and Tokyo Cabinet aborts when it builds a lexical/decimal "
+                    "index over them"
+                )
+    finally:
+        if probe is not None:
+            probe.close()
