@@ -21,9 +21,11 @@ import ctypes.util
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
+
+from doqu_tyrant.tyrant.protocol import pack_record, unpack_record
 
 __all__ = [
     "ADBOVOID",
@@ -233,32 +235,10 @@ def _builds_ordered_index(itype: int | None) -> bool:
     return itype is not None and (itype & ~_IDX_KEEP) in (0, 1)
 
 
-def unpack_record(value: bytes) -> list[tuple[bytes, bytes]]:
-    """Columns of a serialized table record as the library parses a stored value.
-
-    ``name\\0value\\0name\\0value...``: a dangling last name is dropped, a repeated
-    name keeps its first position and its last value.  Empty names are returned
-    as they are (the library then refuses the whole record).
-    """
-    parts = value.split(b"\0")
-    cols: dict[bytes, bytes] = {}
-    for i in range(0, len(parts) - 1, 2):
-        cols[parts[i]] = parts[i + 1]
-    return list(cols.items())
-
-
-def pack_record(cols: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]]) -> bytes:
-    """Serialize columns as ``name\\0value\\0...`` (no trailing NUL)."""
-    items = cols.items() if isinstance(cols, Mapping) else cols
-    return b"\0".join(b"%s\0%s" % (name, val) for name, val in items)
-
-
 def _pairs(args: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
     """Name/value arguments of a table misc put: odd tail dropped, last value wins."""
-    cols: dict[bytes, bytes] = {}
-    for i in range(0, len(args) - 1, 2):
-        cols[args[i]] = args[i + 1]
-    return list(cols.items())
+    it = iter(args)
+    return list(dict(zip(it, it)).items())
 
 
 def _parse_open_name(name: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
@@ -643,7 +623,7 @@ class Cabinet:
             for i in range(0, len(args) - 1, 2):
                 if not args[i]:
                     return True
-                cols = unpack_record(args[i + 1])
+                cols = list(unpack_record(args[i + 1]).items())
                 if any(not col for col, _ in cols):
                     return False
                 if self._table_put_aborts(adb, args[i], cols, False):
@@ -663,7 +643,7 @@ class Cabinet:
         # An empty column value shows as NUL NUL inside the record or a final NUL.
         if b"\0\0" not in value and value[-1:] != b"\0":
             return False
-        return self._table_put_aborts(adb, key, unpack_record(value), cat)
+        return self._table_put_aborts(adb, key, list(unpack_record(value).items()), cat)
 
     def _table_put_aborts(
         self, adb: ctypes.c_void_p, key: bytes, cols: list[tuple[bytes, bytes]], cat: bool
