@@ -5,22 +5,25 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test deps venv lint type docs bench clean
 
+APT_INSTALL = (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1))
+
 # Tokyo Cabinet's shared library, from apt only when Python cannot find it.
 deps:
 	@$(PYTHON) -c "import ctypes.util,sys; sys.exit(0 if ctypes.util.find_library('tokyocabinet') else 1)" \
-	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libtokyocabinet9)
+	  || $(call APT_INSTALL,libtokyocabinet9)
 
+# Debian's python3 comes without venv/ensurepip; add it only when missing.
 $(PY):
+	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || $(call APT_INSTALL,python3-venv)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
 venv: $(PY)
 	$(PY) -m pip install -q -e '.[dev,docs]'
 
+# The library has no runtime dependencies: the demo runs from the checkout.
 demo: deps
-	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || true
-	@$(PY) -m pip install -q -e . >/dev/null
-	$(PY) examples/demo.py
+	PYTHONPATH=$(CURDIR) $(PYTHON) examples/demo.py
 
 test: deps venv
 	$(PY) -m pytest -q
