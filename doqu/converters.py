@@ -66,6 +66,9 @@ class ConverterManager:
     def __init__(self) -> None:
         self._to_db: dict[type, ToDb] = {}
         self._from_db: dict[type, FromDb] = {}
+        # Resolved look-ups (MRO walks), emptied whenever a converter is registered.
+        self._to_db_found: dict[type, ToDb] = {}
+        self._from_db_found: dict[type, FromDb] = {}
 
     def copy(self) -> ConverterManager:
         """A new manager with the same registrations, to extend without touching this one."""
@@ -83,6 +86,7 @@ class ConverterManager:
         def register(func: T) -> T:
             for datatype in types:
                 self._to_db[datatype] = func
+            self._to_db_found.clear()
             return func
 
         return register
@@ -94,6 +98,7 @@ class ConverterManager:
         def register(func: T) -> T:
             for datatype in types:
                 self._from_db[datatype] = func
+            self._from_db_found.clear()
             return func
 
         return register
@@ -102,11 +107,19 @@ class ConverterManager:
 
     def get_to_db(self, datatype: type) -> ToDb:
         """The ``to_db`` converter serving ``datatype`` (MRO order), or ConverterNotFound."""
-        return _find(self._to_db, datatype, "to_db")
+        try:
+            return self._to_db_found[datatype]
+        except KeyError:
+            found = self._to_db_found[datatype] = _find(self._to_db, datatype, "to_db")
+            return found  # type: ignore[no-any-return]
 
     def get_from_db(self, datatype: type) -> FromDb:
         """The ``from_db`` converter serving ``datatype`` (MRO order), or ConverterNotFound."""
-        return _find(self._from_db, datatype, "from_db")
+        try:
+            return self._from_db_found[datatype]
+        except KeyError:
+            found = self._from_db_found[datatype] = _find(self._from_db, datatype, "from_db")
+            return found  # type: ignore[no-any-return]
 
     # -- conversion (single argument type = registration decorator) -----------
 
@@ -144,6 +157,10 @@ class ConverterManager:
         Called with only a type (``@converters.from_db(date)``), this is
         :meth:`register_from_db`.
         """
+        if value.__class__ is str and value:  # the common case, checked first
+            converter = self._from_db_found.get(datatype)
+            if converter is not None:
+                return converter(value, storage)
         if value is ...:
             return self.register_from_db(datatype)
         if value is None:

@@ -235,11 +235,10 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
             self[name] = value
 
     def _init_state(self) -> None:
-        self._data = {}
-        self._pk = None
-        self._storage = None
-        self._stored_columns = frozenset()
-        self._raw_invalid = {}
+        # Plain attribute writes without __setattr__'s dot-notation checks (loading is hot).
+        self.__dict__.update(
+            _data={}, _pk=None, _storage=None, _stored_columns=frozenset(), _raw_invalid={}
+        )
 
     def __copy__(self: _D) -> _D:
         """A copy with its own field dict (same key and storage: saving it updates that record)."""
@@ -478,20 +477,23 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
 
     def _to_storage(self, storage: BaseStorageAdapter) -> dict[str, Any]:
         cls = type(self)
-        converters = storage.converter_manager
+        to_db = storage.converter_manager.to_db
+        raw_invalid = self._raw_invalid
+        processors = cls.outgoing_processors
+        skip = cls.skip_type_conversion
         data = dict.fromkeys(cls.structure)
         data.update(self._data)
         record: dict[str, Any] = {}
         for name, value in data.items():
-            if self._kept_raw(name):
-                record[name] = self._raw_invalid[name]
+            if raw_invalid and self._kept_raw(name):
+                record[name] = raw_invalid[name]
                 continue
             if isinstance(value, (_Reference, Document)):
                 value = value.pk
-            elif value is not None and name in cls.outgoing_processors:
-                value = cls.outgoing_processors[name](value)
-            if not cls._skips_conversion(name):
-                value = converters.to_db(value, storage)
+            elif value is not None and processors and name in processors:
+                value = processors[name](value)
+            if not (skip if isinstance(skip, bool) else name in skip):
+                value = to_db(value, storage)
             record[name] = value
         return record
 
@@ -509,52 +511,74 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
         """
         document = cls.__new__(cls)
         document._init_state()
-        document._pk = normalize_key(key)
-        document._storage = storage
+        state = document.__dict__
+        state["_pk"] = normalize_key(key)
+        state["_storage"] = storage
+        values = document._data
+        for name, skip, field_type, reference, processor in cls._reading_plan():
+            raw = data.get(name)
+            if skip:
+                value = raw
+            elif reference:
+                ref = storage.converter_manager.from_db(str, raw, storage)
+                values[name] = None if ref is None or ref == "" else _Reference(normalize_key(ref))
+                continue
+            else:
+                value = document._incoming(name, field_type, raw, storage)
+                if name in document._raw_invalid:
+                    values[name] = value
+                    continue
+            if value is not None and processor is not None:
+                value = processor(value)
+            values[name] = value
         structure = cls.structure
-        for name in structure:
-            document._data[name] = document._incoming(name, data.get(name), storage)
         extra = [name for name in data if name not in structure]
         for name in extra:
             value = data[name]
             if value is not None and name in cls.incoming_processors:
                 value = cls.incoming_processors[name](value)
-            document._data[name] = value
-        document._stored_columns = frozenset(extra)
+            values[name] = value
+        state["_stored_columns"] = frozenset(extra)
         return document
 
-    def _incoming(self, name: str, raw: Any, storage: BaseStorageAdapter) -> Any:
-        cls = type(self)
-        if cls._skips_conversion(name):
-            value = raw
-        else:
-            converters = storage.converter_manager
-            field_type = cls.field_type(name)
-            if _is_reference(field_type):
-                key = converters.from_db(str, raw, storage)
-                return None if key is None or key == "" else _Reference(normalize_key(key))
-            assert field_type is not None
-            try:
-                value = converters.from_db(field_type, raw, storage)
-            except ConverterNotFound:
-                raise
-            except (ValueError, TypeError, ArithmeticError) as exc:
-                message = (
-                    f"{cls.__name__} {self._pk!r}: field {name!r} holds {raw!r}, "
-                    f"which cannot be read as {_type_name(field_type)} ({exc})"
-                )
-                if cls.break_on_invalid_incoming_data:
-                    raise IncomingDataError(message, field=name, raw=raw, key=self._pk) from exc
-                warnings.warn(
-                    message + "; kept as stored and written back unchanged",
-                    IncomingDataWarning,
-                    stacklevel=3,
-                )
-                self._raw_invalid[name] = raw
-                return raw
-        if value is not None and name in cls.incoming_processors:
-            value = cls.incoming_processors[name](value)
-        return value
+    @classmethod
+    def _reading_plan(cls) -> list[tuple[str, bool, type | None, bool, Any]]:
+        """Per structure field: name, skip conversion, declared type, is a reference,
+        incoming processor. Cached per class (rebuilt if those declarations are replaced)."""
+        key = (id(cls.structure), cls.skip_type_conversion, id(cls.incoming_processors))
+        cached = cls.__dict__.get("_reading_plan_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]  # type: ignore[no-any-return]
+        plan = []
+        for name in cls.structure:
+            skip = cls._skips_conversion(name)
+            field_type = None if skip else cls.field_type(name)
+            plan.append((name, skip, field_type, _is_reference(field_type),
+                         cls.incoming_processors.get(name)))
+        cls._reading_plan_cache = (key, plan)  # type: ignore[attr-defined]
+        return plan
+
+    def _incoming(self, name: str, field_type: Any, raw: Any, storage: BaseStorageAdapter) -> Any:
+        """``raw`` converted to ``field_type``, or kept raw (warning/error) if it cannot be."""
+        try:
+            return storage.converter_manager.from_db(field_type, raw, storage)
+        except ConverterNotFound:
+            raise
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            cls = type(self)
+            message = (
+                f"{cls.__name__} {self._pk!r}: field {name!r} holds {raw!r}, "
+                f"which cannot be read as {_type_name(field_type)} ({exc})"
+            )
+            if cls.break_on_invalid_incoming_data:
+                raise IncomingDataError(message, field=name, raw=raw, key=self._pk) from exc
+            warnings.warn(
+                message + "; kept as stored and written back unchanged",
+                IncomingDataWarning,
+                stacklevel=3,
+            )
+            self._raw_invalid[name] = raw
+            return raw
 
     def _fetch_reference(self, name: str, reference: _Reference) -> Document:
         target = cast("type[Document]", type(self).field_type(name))

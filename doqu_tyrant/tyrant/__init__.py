@@ -1,1 +1,93 @@
-"""A Python 3 client for Tokyo Tyrant's binary protocol."""
+"""A Python 3 client for Tokyo Tyrant's binary protocol.
+
+* :class:`Tyrant` — blocking, thread-safe (bounded connection pool), every
+  command, table records as dicts, native queries, pipelines;
+* :class:`AsyncTyrant` — the same for asyncio;
+* :class:`RetryingClient` — opt-in retries of any command;
+* :mod:`.protocol` — the sans-IO codec both clients (and the bundled server)
+  use.
+
+This package never imports doqu.
+"""
+
+from .aio import AsyncConnection, AsyncConnectionPool, AsyncPipeline, AsyncTyrant
+from .client import DEFAULT_PORT, Connection, Pipeline, Table, Tyrant, parse_url
+from .commands import (
+    INDEX_DECIMAL,
+    INDEX_KEEP,
+    INDEX_LEXICAL,
+    INDEX_OPTIMIZE,
+    INDEX_QGRAM,
+    INDEX_TOKEN,
+    INDEX_VOID,
+)
+from .errors import (
+    EINVALID,
+    EKEEP,
+    EMISC,
+    ENOHOST,
+    ENOREC,
+    ERECV,
+    EREFUSED,
+    ESEND,
+    TyrantCommandError,
+    TyrantConnectError,
+    TyrantConnectionError,
+    TyrantDecodeError,
+    TyrantError,
+    TyrantPoolTimeout,
+    TyrantProtocolError,
+    TyrantTimeout,
+)
+from .pool import ConnectionPool
+from .protocol import MISC_NOULOG
+from .query import NEGATE, NOIDX, PK, AsyncQuery, BaseQuery, Op, Order, Query, SetOp
+from .retry import RetryingClient
+
+__all__ = [
+    "Tyrant",
+    "AsyncTyrant",
+    "RetryingClient",
+    "Connection",
+    "ConnectionPool",
+    "AsyncConnection",
+    "AsyncConnectionPool",
+    "Pipeline",
+    "AsyncPipeline",
+    "Table",
+    "Query",
+    "AsyncQuery",
+    "BaseQuery",
+    "Op",
+    "Order",
+    "SetOp",
+    "PK",
+    "NEGATE",
+    "NOIDX",
+    "MISC_NOULOG",
+    "DEFAULT_PORT",
+    "parse_url",
+    "INDEX_LEXICAL",
+    "INDEX_DECIMAL",
+    "INDEX_TOKEN",
+    "INDEX_QGRAM",
+    "INDEX_OPTIMIZE",
+    "INDEX_VOID",
+    "INDEX_KEEP",
+    "TyrantError",
+    "TyrantConnectionError",
+    "TyrantConnectError",
+    "TyrantTimeout",
+    "TyrantPoolTimeout",
+    "TyrantProtocolError",
+    "TyrantCommandError",
+    "TyrantDecodeError",
+    "EINVALID",
+    "ENOHOST",
+    "EREFUSED",
+    "ESEND",
+    "ERECV",
+    "EKEEP",
+    "ENOREC",
+    "EMISC",
+]

@@ -6,8 +6,11 @@ __all__ = [
     "TyrantError",
     "TyrantConnectionError",
     "TyrantTimeout",
+    "TyrantConnectError",
     "TyrantProtocolError",
     "TyrantCommandError",
+    "TyrantDecodeError",
+    "TyrantPoolTimeout",
     "EINVALID",
     "ENOHOST",
     "EREFUSED",
@@ -35,11 +38,26 @@ class TyrantError(Exception):
 
 
 class TyrantConnectionError(TyrantError, ConnectionError):
-    """The connection could not be made, or broke while in use."""
+    """The connection could not be made, or broke while in use.
+
+    ``request_sent`` tells whether the request may have reached the server
+    (False: it certainly did not, e.g. the connect itself failed).
+    """
+
+    request_sent: bool = False
+
+
+class TyrantConnectError(TyrantConnectionError):
+    """The connection could not be opened (refused, unreachable, unknown host);
+    nothing was sent."""
 
 
 class TyrantTimeout(TyrantError, TimeoutError):
     """Connecting or waiting for a reply took longer than the timeout."""
+
+
+class TyrantPoolTimeout(TyrantTimeout):
+    """Every connection of the pool stayed busy for longer than ``pool_timeout``."""
 
 
 class TyrantProtocolError(TyrantError):
@@ -58,3 +76,18 @@ class TyrantCommandError(TyrantError):
         self.command = command
         self.code = code
         super().__init__(message or f"{command} failed (code {code})")
+
+
+class TyrantDecodeError(TyrantError, ValueError):
+    """A table key or column is not valid UTF-8.
+
+    Ask for bytes instead (``raw=True``) to read such records. ``key`` is the
+    primary key (bytes) and ``column`` the column name (bytes, or None when
+    the key itself is undecodable).
+    """
+
+    def __init__(self, key: bytes, column: bytes | None, reason: str = "invalid UTF-8") -> None:
+        self.key = key
+        self.column = column
+        where = f"primary key {key!r}" if column is None else f"column {column!r} of {key!r}"
+        super().__init__(f"{where}: {reason}; pass raw=True to read bytes")

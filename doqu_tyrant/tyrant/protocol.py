@@ -36,6 +36,7 @@ __all__ = [
     "COMMANDS",
     "Reply",
     "ReplyDecoder",
+    "decode_reply",
     "Request",
     "Rejected",
     "TextLine",
@@ -353,6 +354,56 @@ _OK_NONE = Reply(True, None)
 _FAILED = Reply(False, None)
 
 
+_new_reply = tuple.__new__
+
+
+def decode_reply(command: int, data: bytes | bytearray | memoryview) -> tuple[Reply, int] | None:
+    """One complete reply to ``command`` at the start of ``data``, with the
+    number of bytes it takes; None when ``data`` does not hold all of it, or
+    the reply is a list (use :class:`ReplyDecoder`, which decodes those
+    incrementally).
+
+    The fast path for the common exchange of one request and one reply that
+    arrives in one piece; stateless, so nothing needs resetting afterwards.
+    """
+    shape = _SHAPES[command]
+    if shape == _S_NONE:
+        return _OK_NONE, 0
+    size = len(data)
+    if not size:
+        return None
+    status = data[0]
+    if status == 0:
+        if shape == _S_STATUS:
+            return _OK_NONE, 1
+        if shape == _S_BYTES:
+            if size < 5:
+                return None
+            end = 5 + _U32.unpack_from(data, 1)[0]
+            if end > size:
+                return None
+            return _new_reply(Reply, (True, bytes(data[5:end]))), end
+        if shape == _S_U32 or shape == _S_I32:
+            if size < 5:
+                return None
+            return _new_reply(Reply, (True, (_U32 if shape == _S_U32 else _I32)
+                                      .unpack_from(data, 1)[0])), 5
+        if shape == _S_U64:
+            if size < 9:
+                return None
+            return _new_reply(Reply, (True, _U64.unpack_from(data, 1)[0])), 9
+        if shape == _S_DOUBLE:
+            if size < 17:
+                return None
+            return _new_reply(Reply, (True, decode_double(*_QQ.unpack_from(data, 1)))), 17
+        return None  # lists: incremental decoder
+    if status == 1:
+        if shape == _S_MISC:
+            return (_FAILED, 5) if size >= 5 else None
+        return _FAILED, 1
+    raise TyrantProtocolError(f"invalid status byte 0x{status:02x}")
+
+
 class ReplyDecoder:
     """Decodes the replies to the requests sent on one connection, in order.
 
@@ -365,7 +416,10 @@ class ReplyDecoder:
     __slots__ = ("_buf", "_pos", "_expected", "_items", "_remaining", "_shape")
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        # An immutable ``bytes`` while one fed chunk is being parsed (values are
+        # sliced out with a single copy), a ``bytearray`` while a reply spans
+        # several chunks.
+        self._buf: bytes | bytearray = b""
         self._pos = 0
         self._expected: deque[int] = deque()
         self._items: list | None = None  # partial list reply in progress
@@ -386,11 +440,35 @@ class ReplyDecoder:
         """Bytes received but not consumed yet."""
         return len(self._buf) - self._pos
 
-    def feed(self, data: bytes) -> None:
-        if self._pos and self._pos == len(self._buf):
-            self._buf.clear()
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        buf = self._buf
+        pos = self._pos
+        if pos == len(buf):
+            self._buf = bytes(data)
             self._pos = 0
-        self._buf += data
+            return
+        if type(buf) is bytes:
+            self._buf = buf = bytearray(buf[pos:]) if pos else bytearray(buf)
+            self._pos = 0
+        elif pos >= 65536:
+            # A long reply in progress: drop the consumed prefix so that
+            # memory stays bounded by what is not parsed yet.
+            del buf[:pos]  # type: ignore[union-attr]
+            self._pos = 0
+        buf += data  # type: ignore[operator]
+
+    def take_items(self) -> list:
+        """Remove and return the elements decoded so far of the list reply in
+        progress (MGET pairs, FWMKEYS keys, MISC elements).
+
+        Lets a caller consume a huge list while it arrives; the final
+        :class:`Reply` then carries only the elements not taken yet.
+        """
+        items = self._items
+        if not items:
+            return []
+        self._items = []
+        return items
 
     def next_reply(self) -> Reply | None:
         """The next complete reply, or None if more bytes are needed.
@@ -400,7 +478,7 @@ class ReplyDecoder:
         """
         expected = self._expected
         if not expected:
-            if self.buffered:
+            if len(self._buf) > self._pos:
                 raise TyrantProtocolError(f"{self.buffered} unexpected bytes from the server")
             return None
         shape = expected[0]
@@ -409,32 +487,50 @@ class ReplyDecoder:
             return _OK_NONE
         buf = self._buf
         pos = self._pos
+        size = len(buf)
         if self._items is not None:
             reply = self._continue_list()
         else:
-            if pos >= len(buf):
+            if pos >= size:
                 return None
             status = buf[pos]
-            if status == 1:
+            if status == 0:
+                if shape == _S_STATUS:
+                    self._pos = pos = pos + 1
+                    reply = _OK_NONE
+                elif shape == _S_BYTES:
+                    if size - pos < 5:
+                        return None
+                    start = pos + 5
+                    end = start + _U32.unpack_from(buf, pos + 1)[0]
+                    if end > size:
+                        return None
+                    self._pos = end
+                    reply = _new_reply(Reply, (True, bytes(buf[start:end])))
+                else:
+                    reply = self._parse_value(shape, buf, pos + 1)
+            elif status == 1:
                 if shape == _S_MISC:  # failure still carries a zero count
-                    if len(buf) - pos < 5:
+                    if size - pos < 5:
                         return None
                     self._pos = pos + 5
                 else:
                     self._pos = pos + 1
                 expected.popleft()
+                if self._pos == size:
+                    self._buf = b""
+                    self._pos = 0
                 return _FAILED
-            if status != 0:
+            else:
                 raise TyrantProtocolError(f"invalid status byte 0x{status:02x}")
-            reply = self._parse_value(shape, buf, pos + 1)
         if reply is not None:
             expected.popleft()
-            if self._pos == len(buf):
-                buf.clear()
+            if self._pos == len(self._buf):
+                self._buf = b""
                 self._pos = 0
         return reply
 
-    def _parse_value(self, shape: int, buf: bytearray, pos: int) -> Reply | None:
+    def _parse_value(self, shape: int, buf: bytes | bytearray, pos: int) -> Reply | None:
         avail = len(buf) - pos
         if shape == _S_STATUS:
             self._pos = pos
@@ -447,23 +543,23 @@ class ReplyDecoder:
             if end > len(buf):
                 return None
             self._pos = end
-            return Reply(True, bytes(buf[pos + 4 : end]))
+            return _new_reply(Reply, (True, bytes(buf[pos + 4 : end])))
         if shape == _S_U32 or shape == _S_I32:
             if avail < 4:
                 return None
             self._pos = pos + 4
             unpack = _U32 if shape == _S_U32 else _I32
-            return Reply(True, unpack.unpack_from(buf, pos)[0])
+            return _new_reply(Reply, (True, unpack.unpack_from(buf, pos)[0]))
         if shape == _S_U64:
             if avail < 8:
                 return None
             self._pos = pos + 8
-            return Reply(True, _U64.unpack_from(buf, pos)[0])
+            return _new_reply(Reply, (True, _U64.unpack_from(buf, pos)[0]))
         if shape == _S_DOUBLE:
             if avail < 16:
                 return None
             self._pos = pos + 16
-            return Reply(True, decode_double(*_QQ.unpack_from(buf, pos)))
+            return _new_reply(Reply, (True, decode_double(*_QQ.unpack_from(buf, pos))))
         # Lists: MGET pairs, FWMKEYS keys, MISC elements.
         if avail < 4:
             return None
@@ -515,7 +611,7 @@ class ReplyDecoder:
         if remaining:
             return None
         self._items = None
-        return Reply(True, items)
+        return _new_reply(Reply, (True, items))
 
 
 # ---------------------------------------------------------------------------
@@ -563,6 +659,12 @@ class RequestDecoder:
         self.log_format = log_format
         self._buf = bytearray()
         self._pos = 0
+        # How far an incomplete frame has been checked, so that a frame
+        # arriving in many small pieces is not re-parsed from its start each
+        # time (quadratic work): the next byte to search for a text line's
+        # LF, or (element position, elements left) for MGET/MISC.
+        self._scanned = 0
+        self._elements: tuple[int, int] | None = None
 
     @property
     def buffered(self) -> int:
@@ -570,9 +672,14 @@ class RequestDecoder:
         return len(self._buf) - self._pos
 
     def feed(self, data: bytes) -> None:
-        if self._pos:
-            del self._buf[: self._pos]
+        pos = self._pos
+        if pos:
+            del self._buf[:pos]
             self._pos = 0
+            if self._scanned:
+                self._scanned -= pos
+            if self._elements is not None:
+                self._elements = (self._elements[0] - pos, self._elements[1])
         self._buf += data
 
     def next_event(self) -> Request | Rejected | TextLine | None:
@@ -582,11 +689,15 @@ class RequestDecoder:
         if pos >= len(buf):
             return None
         if buf[pos] != MAGIC:
-            nl = buf.find(b"\n", pos)
+            nl = buf.find(b"\n", max(pos, self._scanned))
             if nl < 0:
+                self._scanned = len(buf)
                 return None
+            self._scanned = 0
             self._pos = nl + 1
             return TextLine(bytes(buf[pos : nl + 1]))
+        if not self._elements_ready(buf, pos):
+            return None
         try:
             request, end = self._parse(buf, pos)
         except _Incomplete:
@@ -596,6 +707,57 @@ class RequestDecoder:
             return Rejected(rejection.reason)
         self._pos = end
         return request
+
+    def _elements_ready(self, buf: bytearray, start: int) -> bool:
+        """False while an MGET/MISC frame is surely incomplete (cheap, resumable).
+
+        Walks the element length fields without copying anything, remembering
+        where it stopped. True means "parse now": the frame is complete, or
+        something in it is invalid and the parser decides what that means.
+        """
+        size = len(buf)
+        if start + 2 > size:
+            return True
+        command = buf[start + 1]
+        if command != MGET and command != MISC:
+            return True
+        state = self._elements
+        if state is None:
+            if command == MGET:
+                head = 4
+            else:
+                head = 8 if self.log_format else 12
+            if start + 2 + head > size:
+                return True  # the parser's own checks are cheap here
+            (count,) = _I32.unpack_from(buf, start + 2 + head - 4)
+            epos = start + 2 + head
+            if command == MISC:
+                (nsiz,) = _I32.unpack_from(buf, start + 2)
+                if nsiz < 0 or nsiz >= MAX_NAME or nsiz > self.max_length:
+                    return True
+                epos += nsiz
+            if count < 0 or count > MAX_COUNT:
+                return True
+        else:
+            epos, count = state
+        max_length = self.max_length
+        unpack = _I32.unpack_from
+        while count:
+            if epos + 4 > size:
+                break
+            (n,) = unpack(buf, epos)
+            if n < 0 or n > max_length:
+                self._elements = None
+                return True
+            if epos + 4 + n > size:
+                break
+            epos += 4 + n
+            count -= 1
+        if count or epos > size:
+            self._elements = (epos, count)
+            return False
+        self._elements = None
+        return True
 
     # Field readers: each returns the value and the position after it.
 

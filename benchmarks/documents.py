@@ -1,0 +1,244 @@
+"""Document-layer benchmarks: doqu_tyrant vs the raw client doing the same work.
+
+    python benchmarks/documents.py                  # starts the bundled server
+    python benchmarks/documents.py --url tyrant://127.0.0.1:1978
+
+Each line of output is one JSON object: the operation, the throughput of the
+document layer and of the raw client (operations per second, median of
+``--rounds`` alternating rounds), their ratio (document / raw, the median of
+the per-round ratios) and the client CPU time per operation of each side:
+
+* ``save``: ``Document.save`` with a generated key (validate, convert,
+  ``genuid`` + ``putkeep``) vs ``genuid`` + ``table_putkeep`` of the same
+  text record; ``save_update``: saving a loaded document again
+  (``put``) vs ``table_put``. Target >= 0.8.
+* ``get``: ``db.get(Person, pk)`` vs ``table_get(pk)``. Target >= 0.8.
+* ``get_many``: 1,000 keys per call vs ``getlist`` of the same keys.
+* ``materialise``: ``list(db.find(Person).where(...))`` over a 10k-record
+  table (matching half of it) vs ``t.query.filter(...).items()``, and
+  ``materialise_slice`` (``q[:]``, one request). Target >= 0.5.
+* ``count``: ``find(...).where(...).count()`` vs ``query.filter(...).count()``.
+
+The database is vanished before and after the run: do not point ``--url``
+at data you want to keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from doqu import Document  # noqa: E402
+from doqu.validators import Length, Required  # noqa: E402
+from doqu_tyrant import StorageAdapter  # noqa: E402
+from doqu_tyrant.tyrant import Tyrant  # noqa: E402
+
+
+class Person(Document):
+    structure = {
+        "name": str,
+        "age": int,
+        "height": float,
+        "balance": Decimal,
+        "born": datetime.date,
+        "tags": list,
+        "active": bool,
+    }
+    validators = {"name": [Required(), Length(max=100)]}
+
+
+def person(i: int) -> Person:
+    return Person(name=f"person {i}", age=i % 90, height=1.5 + (i % 50) / 100,
+                  balance=Decimal(i) / 4, born=datetime.date(1950 + i % 60, 1 + i % 12, 1),
+                  tags=["a", "b"] if i % 2 else [], active=bool(i % 3))
+
+
+def record(i: int) -> dict[str, str]:
+    """The text record ``person(i)`` is stored as (what the raw client writes)."""
+    return {"name": f"person {i}", "age": str(i % 90), "height": repr(1.5 + (i % 50) / 100),
+            "balance": str(Decimal(i) / 4), "born": f"{1950 + i % 60:04d}{1 + i % 12:02d}01",
+            "tags": "a, b" if i % 2 else "", "active": "1" if i % 3 else "0"}
+
+
+@contextmanager
+def bundled_server() -> Iterator[str]:
+    with tempfile.TemporaryDirectory() as directory:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "doqu_tyrant.server", "--port", "0",
+             os.path.join(directory, "bench.tct")],
+            stdout=subprocess.PIPE, env=env, cwd=directory)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().decode().strip()
+            if not line.startswith("listening on "):
+                raise SystemExit(f"server did not start: {line!r}")
+            yield "tyrant://" + line[len("listening on "):]
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
+def timed(run: Callable[[], None], setup: Callable[[], None] | None) -> tuple[float, float]:
+    """Wall-clock and process (client CPU) seconds of one ``run``."""
+    if setup is not None:
+        setup()
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def compare(name: str, count: int, rounds: int, doc: Callable[[], None], raw: Callable[[], None],
+            setup: Callable[[], None] | None = None, target: float | None = None,
+            **extra: object) -> None:
+    """Run both sides alternately ``rounds`` times; report medians.
+
+    The ratio is the median of the per-round ratios (each pair measured back to
+    back, so load from other processes hits both sides alike); the CPU figures
+    are this process's time per operation (the server is another process).
+    """
+    pairs = []
+    for _ in range(rounds):
+        pairs.append((timed(doc, setup), timed(raw, setup)))
+    ratio = statistics.median(r[0] / d[0] for d, r in pairs)
+    doc_wall = statistics.median(d[0] for d, _ in pairs)
+    raw_wall = statistics.median(r[0] for _, r in pairs)
+    line: dict[str, object] = {
+        "op": name, "n": count,
+        "doc_ops_per_s": round(count / doc_wall), "raw_ops_per_s": round(count / raw_wall),
+        "ratio": round(ratio, 3),
+        "doc_cpu_us_per_op": round(statistics.median(d[1] for d, _ in pairs) / count * 1e6, 1),
+        "raw_cpu_us_per_op": round(statistics.median(r[1] for _, r in pairs) / count * 1e6, 1),
+    }
+    if target is not None:
+        line["target"] = target
+        line["ok"] = ratio >= target
+    line.update(extra)
+    print(json.dumps(line), flush=True)
+
+
+def main(url: str, rounds: int, records: int) -> None:
+    t = Tyrant.from_url(url, timeout=60)
+    db = StorageAdapter(url=url, timeout=60)
+    t.vanish()
+
+    n = 2000
+    documents = [person(i) for i in range(n)]
+    texts = [record(i) for i in range(n)]
+
+    def save_docs() -> None:
+        for doc in documents:
+            doc._pk = None  # a new record each time
+            doc._storage = None
+            doc.save(db)
+
+    def save_raw() -> None:
+        for rec in texts:
+            while not t.table_putkeep(str(t.genuid()), rec):
+                pass
+
+    compare("save", n, rounds, save_docs, save_raw, setup=t.vanish, target=0.8)
+
+    t.vanish()
+    keys = [person(i).save(db) for i in range(n)]
+    loaded = db.get_many(Person, keys)
+
+    def update_docs() -> None:
+        for doc in loaded:
+            doc.save()
+
+    def update_raw() -> None:
+        for key, rec in zip(keys, texts):
+            t.table_put(key, rec)
+
+    compare("save_update", n, rounds, update_docs, update_raw, target=0.8)
+
+    def get_docs() -> None:
+        for key in keys:
+            db.get(Person, key)
+
+    def get_raw() -> None:
+        for key in keys:
+            t.table_get(key)
+
+    compare("get", n, rounds, get_docs, get_raw, target=0.8)
+
+    batch = keys[:1000]
+    calls = 20
+
+    def get_many_docs() -> None:
+        for _ in range(calls):
+            db.get_many(Person, batch)
+
+    def get_many_raw() -> None:
+        for _ in range(calls):
+            t.getlist(batch)
+
+    compare("get_many", calls * len(batch), rounds, get_many_docs, get_many_raw,
+            keys_per_call=len(batch))
+
+    t.vanish()
+    chunk = 1000
+    for start in range(0, records, chunk):
+        t.putlist({str(i + 1): record(i) for i in range(start, min(records, start + chunk))})
+    matched = t.query.filter(name__exists=True, age__gte=45).count()
+
+    def materialise_docs() -> None:
+        found = list(db.find(Person).where(age__gte=45))
+        assert len(found) == matched
+
+    def materialise_slice() -> None:
+        found = db.find(Person).where(age__gte=45)[:]
+        assert len(found) == matched
+
+    def materialise_raw() -> None:
+        found = t.query.filter(name__exists=True, age__gte=45).items()
+        assert len(found) == matched
+
+    compare("materialise", matched, rounds, materialise_docs, materialise_raw, target=0.5,
+            table_records=records)
+    compare("materialise_slice", matched, rounds, materialise_slice, materialise_raw,
+            target=0.5, table_records=records)
+
+    queries = 50
+
+    def count_docs() -> None:
+        for _ in range(queries):
+            db.find(Person).where(age__gte=45).count()
+
+    def count_raw() -> None:
+        for _ in range(queries):
+            t.query.filter(name__exists=True, age__gte=45).count()
+
+    compare("count", queries, rounds, count_docs, count_raw, table_records=records)
+
+    t.vanish()
+    t.close()
+    db.disconnect()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a Tyrant server to use (its database is emptied)")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--records", type=int, default=10_000)
+    args = parser.parse_args()
+    if args.url:
+        main(args.url, args.rounds, args.records)
+    else:
+        with bundled_server() as url:
+            main(url, args.rounds, args.records)

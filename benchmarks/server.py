@@ -1,0 +1,266 @@
+"""Server throughput: one JSON line per figure.
+
+    python benchmarks/server.py                      # starts the bundled server
+    python benchmarks/server.py --url tyrant://127.0.0.1:1978
+    python benchmarks/server.py --compare tyrant://127.0.0.1:1978   # both, with ratios
+
+Figures: sequential PUT and GET on one connection (one request, one reply),
+the same with 16 concurrent connections (16 client processes), and table
+``search`` over 100,000 records (a full scan, and a lookup served by an
+index). The target must be a table database (``.tct``); the script VANISHes
+it first. Clients use the sans-IO codec on raw sockets, so the same script
+measures any Tyrant server, e.g. a real ttserver side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from doqu_tyrant.tyrant import protocol as p  # noqa: E402
+
+
+class Conn:
+    """A minimal blocking connection: one request, then its reply."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.sock = socket.create_connection((host, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.decoder = p.ReplyDecoder()
+
+    def call(self, command: int, frame: bytes) -> p.Reply:
+        decoder = self.decoder
+        decoder.expect(command)
+        self.sock.sendall(frame)
+        while True:
+            reply = decoder.next_reply()
+            if reply is not None:
+                return reply
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            decoder.feed(chunk)
+
+    def pipeline(self, command: int, frames: list[bytes]) -> list[p.Reply]:
+        decoder = self.decoder
+        for _ in frames:
+            decoder.expect(command)
+        self.sock.sendall(b"".join(frames))
+        replies: list[p.Reply] = []
+        while len(replies) < len(frames):
+            reply = decoder.next_reply()
+            if reply is not None:
+                replies.append(reply)
+                continue
+            decoder.feed(self.sock.recv(1 << 20))
+        return replies
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def value_of(i: int) -> bytes:
+    """A small table record (also a fine plain value on other database types)."""
+    return b"name\0user%d\0age\0%d\0city\0%s" % (i, i % 90, b"tokyo" if i % 7 else b"oslo")
+
+
+def run_puts(host: str, port: int, prefix: bytes, n: int) -> None:
+    conn = Conn(host, port)
+    call = conn.call
+    for i in range(n):
+        key = prefix + b"%d" % i
+        if not call(p.PUT, p.encode_put(key, value_of(i))).ok:
+            raise RuntimeError("PUT failed")
+    conn.close()
+
+
+def run_gets(host: str, port: int, prefix: bytes, n: int) -> None:
+    conn = Conn(host, port)
+    call = conn.call
+    for i in range(n):
+        if not call(p.GET, p.encode_key(p.GET, prefix + b"%d" % i)).ok:
+            raise RuntimeError("GET missed")
+    conn.close()
+
+
+def _worker(args: tuple[str, str, int, bytes, int, object]) -> None:
+    kind, host, port, prefix, n, barrier = args
+    barrier.wait()  # type: ignore[attr-defined]
+    (run_puts if kind == "put" else run_gets)(host, port, prefix, n)
+
+
+def concurrent(kind: str, host: str, port: int, clients: int, n: int) -> float:
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(clients + 1)
+    procs = [
+        ctx.Process(target=_worker, args=((kind, host, port, b"c%d:" % c, n, barrier),))
+        for c in range(clients)
+    ]
+    for proc in procs:
+        proc.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for proc in procs:
+        proc.join()
+        if proc.exitcode != 0:
+            raise RuntimeError(f"{kind} client failed")
+    return time.perf_counter() - start
+
+
+RESULTS: list[dict[str, object]] = []
+
+
+def emit(name: str, ops: int, seconds: float, url: str, **extra: object) -> None:
+    line = {"benchmark": name, "ops": ops, "seconds": round(seconds, 4),
+            "ops_per_sec": round(ops / seconds, 1), "server": url, **extra}
+    RESULTS.append(line)
+    print(json.dumps(line), flush=True)
+
+
+def load_table(host: str, port: int, records: int) -> None:
+    conn = Conn(host, port)
+    batch = []
+    for i in range(records):
+        batch.append(p.encode_put(b"r%d" % i, value_of(i)))
+        if len(batch) == 1000:
+            assert all(r.ok for r in conn.pipeline(p.PUT, batch))
+            batch = []
+    if batch:
+        assert all(r.ok for r in conn.pipeline(p.PUT, batch))
+    conn.close()
+
+
+def bench(host: str, port: int, url: str, n: int, clients: int, records: int,
+          searches: int) -> None:
+    conn = Conn(host, port)
+    if not conn.call(p.VANISH, p.encode_simple(p.VANISH)).ok:
+        raise RuntimeError("VANISH failed")
+    for column in (b"name", b"city"):
+        conn.call(p.MISC, p.encode_misc(b"setindex", [column, b"9999"]))
+
+    run_puts(host, port, b"warm:", min(1000, n))  # warm up both ends, untimed
+    run_gets(host, port, b"warm:", min(1000, n))
+    start = time.perf_counter()
+    run_puts(host, port, b"s:", n)
+    emit("put_sequential", n, time.perf_counter() - start, url, connections=1)
+    start = time.perf_counter()
+    run_gets(host, port, b"s:", n)
+    emit("get_sequential", n, time.perf_counter() - start, url, connections=1)
+
+    per_client = max(n // clients, 1)
+    seconds = concurrent("put", host, port, clients, per_client)
+    emit("put_concurrent", per_client * clients, seconds, url, connections=clients)
+    seconds = concurrent("get", host, port, clients, per_client)
+    emit("get_concurrent", per_client * clients, seconds, url, connections=clients)
+
+    conn.call(p.VANISH, p.encode_simple(p.VANISH))
+    load_table(host, port, records)
+    queries = [
+        # full scan of every record; matches a single one
+        ("search_scan", [b"addcond\0name\0" b"0\0user%d" % (records // 2)]),
+        # numeric condition over every record, ordered, limited
+        ("search_scan_order_limit", [b"addcond\0age\0" b"10\0" b"80",
+                                     b"setorder\0age\0" b"2", b"setlimit\0" b"10\0" b"0"]),
+    ]
+    for name, args in queries:
+        start = time.perf_counter()
+        for _ in range(searches):
+            reply = conn.call(p.MISC, p.encode_misc(b"search", args, 1))
+            if not reply.ok:
+                raise RuntimeError("search failed (is the server a table database?)")
+        emit(name, searches, time.perf_counter() - start, url, records=records,
+             results=len(reply.value))  # type: ignore[arg-type]
+    conn.call(p.MISC, p.encode_misc(b"setindex", [b"name", b"0"]))
+    indexed = [b"addcond\0name\0" b"0\0user%d" % (records // 3)]
+    count = searches * 50
+    start = time.perf_counter()
+    for _ in range(count):
+        reply = conn.call(p.MISC, p.encode_misc(b"search", indexed, 1))
+    emit("search_indexed", count, time.perf_counter() - start, url, records=records,
+         results=len(reply.value))  # type: ignore[arg-type]
+    conn.call(p.MISC, p.encode_misc(b"setindex", [b"name", b"9999"]))
+    conn.close()
+
+
+def start_bundled(directory: str) -> tuple[subprocess.Popen[bytes], str, int]:
+    cmd = [sys.executable, "-m", "doqu_tyrant.server", "--port", "0",
+           os.path.join(directory, "bench.tct")]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode().strip()
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise RuntimeError(f"bundled server did not start: {line!r}")
+    host, _, port = line[len("listening on ") :].rpartition(":")
+    return proc, host, int(port)
+
+
+def run_bundled(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        proc, host, port = start_bundled(directory)
+        try:
+            bench(host, port, f"bundled tyrant://{host}:{port}", args.n, args.clients,
+                  args.records, args.searches)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="tyrant://HOST:PORT of a table database (else bundled)")
+    parser.add_argument("--compare", metavar="URL",
+                        help="also measure this server (e.g. a real ttserver) in the same run "
+                        "and print bundled/other ratios")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="with --compare: alternate the servers this often, keep the best")
+    parser.add_argument("-n", type=int, default=20000, help="operations per figure")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--records", type=int, default=100000)
+    parser.add_argument("--searches", type=int, default=20)
+    args = parser.parse_args()
+    if args.url:
+        rest = args.url.split("://", 1)[-1]
+        host, _, port = rest.rpartition(":")
+        bench(host, int(port), args.url, args.n, args.clients, args.records, args.searches)
+        return 0
+    if not args.compare:
+        run_bundled(args)
+        return 0
+    # Side by side: alternate the two servers, keep each one's best figure.
+    best: dict[tuple[str, str], float] = {}
+    for _round in range(args.rounds):
+        for who in ("bundled", "other"):
+            RESULTS.clear()
+            if who == "bundled":
+                run_bundled(args)
+            else:
+                host, _, port = args.compare.split("://", 1)[-1].rpartition(":")
+                bench(host, int(port), args.compare, args.n, args.clients, args.records,
+                      args.searches)
+            for r in RESULTS:
+                key = (who, str(r["benchmark"]))
+                best[key] = max(best.get(key, 0.0), float(r["ops_per_sec"]))  # type: ignore[arg-type]
+    for (who, name), ops in best.items():
+        if who == "bundled":
+            ratio = ops / best[("other", name)]
+            print(json.dumps({"benchmark": name, "ratio_bundled_to_other": round(ratio, 3),
+                              "bundled_ops_per_sec": ops,
+                              "other_ops_per_sec": best[("other", name)],
+                              "other": args.compare, "rounds": args.rounds}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

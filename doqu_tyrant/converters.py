@@ -1,0 +1,258 @@
+"""Python values ↔ Tyrant column text, in the format the Python 2 doqu wrote.
+
+Every column of a Tyrant table record is a UTF-8 string. Values are written
+as (see ``shared/compat/storage-format.md``):
+
+=====================  ========================================================
+Python value           stored text
+=====================  ========================================================
+``str``                the text (no NUL byte)
+``int``                ``str(n)``: ``-7``
+``float``              shortest exact digits, positional: ``0.1``, ``1e+20`` →
+                       ``100000000000000000000`` (the server reads no exponents)
+``bool``               ``1`` / ``0``
+``Decimal``            ``str(d)`` as is: ``1.50``, ``1E+2``
+``date``               ``YYYYMMDD`` (zero-padded year)
+``datetime``           ``YYYYMMDDHHMMSS``; microseconds and time zones refused
+                       unless the storage opts in (``truncate_microseconds``,
+                       ``utc_datetimes``)
+``list`` / ``tuple``   items (text) joined by ``", "``; ``[]`` → ``""``
+``None``               ``""`` (the column is still written)
+``bytes``              written unchanged (round-trips columns that are not
+                       valid UTF-8)
+=====================  ========================================================
+
+Reading is lenient where the old library was: floats of any precision,
+booleans ``"0"`` → False and anything else → True, lists split on ``", "``.
+The doqu core maps a missing column to ``None`` and ``""`` to ``None`` (text
+stays ``""``, lists become ``[]``) before these readers run. A reader raises
+``ValueError`` for text it cannot read (the document then keeps the raw value
+with a warning), including a column that is not valid UTF-8 (``bytes``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from decimal import Decimal
+from typing import Any
+
+from doqu.backend_base import ConverterManager
+
+__all__ = [
+    "LIST_SEPARATOR",
+    "converter_manager",
+    "date_to_text",
+    "datetime_to_text",
+    "float_to_text",
+    "list_to_text",
+    "number_to_text",
+]
+
+#: How list items are joined in one column (and split when read).
+LIST_SEPARATOR = ", "
+
+converter_manager = ConverterManager()
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+def float_to_text(value: float) -> str:
+    """Shortest text that reads back as exactly ``value``, without an exponent."""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    text = repr(value)
+    if "e" in text or "E" in text:
+        text = format(Decimal(text), "f")
+    return text
+
+
+def number_to_text(value: Any) -> str:
+    """A number as the server's numeric conditions read it (no exponent)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return float_to_text(value)
+    if isinstance(value, Decimal):
+        if value.is_nan():
+            return "nan"
+        if value.is_infinite():
+            return "inf" if value > 0 else "-inf"
+        return format(value, "f")
+    raise TypeError(f"not a number: {value!r}")
+
+
+def date_to_text(value: datetime.date) -> str:
+    """``YYYYMMDD``; also the date part of a datetime."""
+    return f"{value.year:04d}{value.month:02d}{value.day:02d}"
+
+
+def datetime_to_text(value: datetime.datetime, storage: Any = None) -> str:
+    """``YYYYMMDDHHMMSS``; refuses what the format cannot hold unless ``storage`` opts in.
+
+    ``storage.truncate_microseconds`` drops sub-second precision;
+    ``storage.utc_datetimes`` stores aware datetimes converted to UTC (they
+    read back naive, in UTC).
+    """
+    if value.tzinfo is not None and value.utcoffset() is not None:
+        if not getattr(storage, "utc_datetimes", False):
+            raise ValueError(
+                f"cannot store the time-zone aware datetime {value!r}: the format has no "
+                "zone; convert it to a naive datetime, or set utc_datetimes=True in the "
+                "storage settings to store it as UTC"
+            )
+        value = value.astimezone(datetime.timezone.utc)
+    if value.microsecond and not getattr(storage, "truncate_microseconds", False):
+        raise ValueError(
+            f"cannot store {value!r} faithfully: the format holds whole seconds only; "
+            "drop the microseconds (value.replace(microsecond=0)) or set "
+            "truncate_microseconds=True in the storage settings"
+        )
+    return (
+        f"{value.year:04d}{value.month:02d}{value.day:02d}"
+        f"{value.hour:02d}{value.minute:02d}{value.second:02d}"
+    )
+
+
+def list_to_text(value: list[Any] | tuple[Any, ...]) -> str:
+    """Items joined by ``", "``; refuses items that would not split back the same."""
+    items = list(value)
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(
+                f"list item {index} is {type(item).__name__} {item!r}: lists are stored as "
+                "text items joined by ', ', so every item must be a str"
+            )
+        if LIST_SEPARATOR in item:
+            raise ValueError(
+                f"list item {index} {item!r} contains ', ', the item separator: it would "
+                "read back as several items"
+            )
+    if items == [""]:
+        raise ValueError("a list holding one empty string cannot be stored: it reads back as []")
+    return LIST_SEPARATOR.join(items)
+
+
+@converter_manager.to_db(type(None))
+def _none_to_db(value: None, storage: Any) -> str:
+    return ""
+
+
+@converter_manager.to_db(str)
+def _str_to_db(value: str, storage: Any) -> str:
+    return value if type(value) is str else str.__str__(value)
+
+
+@converter_manager.to_db(bytes)
+def _bytes_to_db(value: bytes, storage: Any) -> bytes:
+    return value
+
+
+@converter_manager.to_db(bool)
+def _bool_to_db(value: bool, storage: Any) -> str:
+    return "1" if value else "0"
+
+
+@converter_manager.to_db(int)
+def _int_to_db(value: int, storage: Any) -> str:
+    return str(int(value))
+
+
+@converter_manager.to_db(float)
+def _float_to_db(value: float, storage: Any) -> str:
+    return float_to_text(float(value))
+
+
+@converter_manager.to_db(Decimal)
+def _decimal_to_db(value: Decimal, storage: Any) -> str:
+    return str(value)
+
+
+@converter_manager.to_db(datetime.date)
+def _date_to_db(value: datetime.date, storage: Any) -> str:
+    return date_to_text(value)
+
+
+@converter_manager.to_db(datetime.datetime)
+def _datetime_to_db(value: datetime.datetime, storage: Any) -> str:
+    return datetime_to_text(value, storage)
+
+
+@converter_manager.register_to_db(list, tuple)
+def _list_to_db(value: list[Any], storage: Any) -> str:
+    return list_to_text(value)
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def _text(raw: Any) -> str:
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, (bytes, bytearray)):
+        raise ValueError("the column is not valid UTF-8")
+    raise TypeError(f"expected stored text, got {type(raw).__name__}")
+
+
+@converter_manager.from_db(str)
+def _str_from_db(raw: Any, storage: Any) -> str:
+    return _text(raw)
+
+
+@converter_manager.from_db(int)
+def _int_from_db(raw: Any, storage: Any) -> int:
+    return int(_text(raw))
+
+
+@converter_manager.from_db(float)
+def _float_from_db(raw: Any, storage: Any) -> float:
+    return float(_text(raw))
+
+
+@converter_manager.from_db(bool)
+def _bool_from_db(raw: Any, storage: Any) -> bool:
+    return _text(raw) != "0"
+
+
+@converter_manager.from_db(Decimal)
+def _decimal_from_db(raw: Any, storage: Any) -> Decimal:
+    return Decimal(_text(raw))
+
+
+def _digits(raw: Any, sizes: tuple[int, ...], what: str) -> str:
+    text = _text(raw)
+    if len(text) not in sizes or not text.isascii() or not text.isdigit():
+        raise ValueError(f"not a {what}")
+    return text
+
+
+@converter_manager.from_db(datetime.date)
+def _date_from_db(raw: Any, storage: Any) -> datetime.date:
+    text = _digits(raw, (8,), "YYYYMMDD date")
+    return datetime.date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+
+
+@converter_manager.from_db(datetime.datetime)
+def _datetime_from_db(raw: Any, storage: Any) -> datetime.datetime:
+    text = _digits(raw, (14, 8), "YYYYMMDDHHMMSS datetime")
+    if len(text) == 8:  # a date written into a datetime column: midnight
+        return datetime.datetime(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    return datetime.datetime(
+        int(text[:4]), int(text[4:6]), int(text[6:8]),
+        int(text[8:10]), int(text[10:12]), int(text[12:14]),
+    )
+
+
+@converter_manager.from_db(list)
+def _list_from_db(raw: Any, storage: Any) -> list[str]:
+    return _text(raw).split(LIST_SEPARATOR)
+
+
+@converter_manager.from_db(tuple)
+def _tuple_from_db(raw: Any, storage: Any) -> tuple[str, ...]:
+    return tuple(_text(raw).split(LIST_SEPARATOR))

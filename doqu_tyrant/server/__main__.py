@@ -1,0 +1,112 @@
+"""Command line: ``python -m doqu_tyrant.server [options] PATH``.
+
+Prints ``listening on HOST:PORT`` on stdout once the socket is open, then
+serves until SIGTERM or SIGINT, which sync and close the database (exit
+status 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import resource
+import sys
+
+from doqu_tyrant.tyrant.protocol import MAX_LENGTH
+
+from .app import DEFAULT_FRAME_TIMEOUT, DEFAULT_PORT, DEFAULT_THREADS, Server
+from .ulog import DEFAULT_LIMIT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m doqu_tyrant.server",
+        description="Tokyo Tyrant compatible server over a Tokyo Cabinet database.",
+    )
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        help="database: '*' (memory hash), '+' (memory tree), or a .tch/.tcb/.tcf/.tct "
+        "file, optionally with #name=value tuning parameters",
+    )
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"TCP port, 0 = any free port (default: {DEFAULT_PORT})")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help="worker threads for slow commands (default: %(default)s)")
+    parser.add_argument("--pid", metavar="FILE", help="write the process id to FILE")
+    parser.add_argument("--log", metavar="FILE", help="append the log to FILE (else stderr)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--dump-dir", metavar="DIR",
+        help="directory for COPY and RESTORE paths (relative to it); without it both "
+        "commands are refused",
+    )  # fmt: skip
+    parser.add_argument(
+        "--copy-commands", action="store_true",
+        help="allow COPY '@command', which runs a shell command on this host "
+        "(off by default: any client could run programs)",
+    )  # fmt: skip
+    parser.add_argument("--ulog", metavar="DIR", help="write an update log to DIR")
+    parser.add_argument("--ulim", type=int, default=DEFAULT_LIMIT, metavar="BYTES",
+                        help="size of one update-log file (default: %(default)s)")
+    parser.add_argument("--sid", type=int, default=0,
+                        help="server id, 1-65535 (needed with --ulog and for replication)")
+    parser.add_argument("--max-length", type=int, default=MAX_LENGTH, metavar="BYTES",
+                        help="largest key/value/argument accepted (default: %(default)s)")
+    parser.add_argument(
+        "--frame-timeout", type=float, default=DEFAULT_FRAME_TIMEOUT, metavar="SECONDS",
+        help="close a connection whose request stays incomplete this long; 0 = never "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    return parser
+
+
+def raise_file_limit() -> None:
+    """Allow as many open sockets as the hard limit permits (each client uses one)."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            target = 65536 if hard == resource.RLIM_INFINITY else hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.INFO if args.log else logging.WARNING
+    logging.basicConfig(
+        filename=args.log, level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )  # fmt: skip
+    if args.ulog and args.sid < 1:
+        print("error: --ulog needs --sid (1-65535)", file=sys.stderr)
+        return 2
+    try:
+        server = Server(
+            args.path, args.host, args.port, threads=args.threads, dump_dir=args.dump_dir,
+            ulog_dir=args.ulog, ulog_limit=args.ulim, sid=args.sid,
+            max_length=args.max_length, frame_timeout=args.frame_timeout,
+            copy_commands=args.copy_commands, pid_file=args.pid,
+        )  # fmt: skip
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    raise_file_limit()
+
+    def ready() -> None:
+        host = f"[{server.host}]" if ":" in server.host else server.host
+        print(f"listening on {host}:{server.port}", flush=True)
+
+    try:
+        server.serve_forever(ready)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

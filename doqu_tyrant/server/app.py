@@ -1,0 +1,297 @@
+"""The server: a listening socket, an asyncio loop, a worker pool, one database.
+
+:class:`Server` runs either in the calling thread (:meth:`Server.serve_forever`,
+used by ``python -m doqu_tyrant.server``) or in a background thread
+(:meth:`Server.start` … :meth:`Server.stop`, or ``with Server(...) as s:``),
+which is how tests and the demo embed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import locale
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from doqu_tyrant.tyrant import protocol as p
+
+from .cabinet import Cabinet
+from .commands import Commands
+from .connection import Connection
+from .replication import Replicator
+from .ulog import DEFAULT_LIMIT, UpdateLog
+
+log = logging.getLogger("doqu_tyrant.server")
+
+DEFAULT_PORT = 1978
+DEFAULT_THREADS = 8
+DEFAULT_FRAME_TIMEOUT = 30.0
+SHUTDOWN_GRACE = 5.0
+
+
+def use_c_locale() -> None:
+    """Run Tokyo Cabinet in the C locale, as ttserver runs.
+
+    Python adopts the environment's LC_CTYPE (often UTF-8) at startup; the
+    library's regular expressions (STRRX, MISC regex) would then treat text
+    as multibyte characters instead of bytes. This is process-wide.
+    """
+    with contextlib.suppress(locale.Error):
+        locale.setlocale(locale.LC_CTYPE, "C")
+
+
+@dataclass(eq=False)
+class Engine:
+    """Runtime state shared by the connections of one running server."""
+
+    loop: asyncio.AbstractEventLoop
+    executor: concurrent.futures.ThreadPoolExecutor
+    commands: Commands
+    max_length: int
+    frame_timeout: float
+    connections: set[Connection] = field(default_factory=set)
+    repl_events: set[asyncio.Event] = field(default_factory=set)
+    loop_thread: int = field(default_factory=threading.get_ident)
+
+    def notify_repl(self) -> None:
+        """Wake the REPL streams after an update-log append (from any thread)."""
+        if not self.repl_events:
+            return
+        if threading.get_ident() == self.loop_thread:
+            self._wake()
+        else:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                self.loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        for event in list(self.repl_events):
+            event.set()
+
+
+class Server:
+    """A Tokyo Tyrant compatible server over one Tokyo Cabinet database.
+
+    ``path`` is any name ttserver accepts: ``*``, ``+``, ``file.tch``,
+    ``.tcb``, ``.tcf``, ``.tct``, each with ``#name=value`` tuning
+    parameters. ``port=0`` picks a free port (read it from :attr:`port`
+    once started). ``dump_dir`` confines COPY and RESTORE (None: both
+    refused); ``copy_commands`` allows COPY's ``@command`` form, which runs
+    a shell command on this host, so it is off unless the operator asks.
+    ``ulog_dir`` with ``sid`` (1–65535) turns the update log on.
+    ``max_length`` caps every declared length in a request;
+    ``frame_timeout`` closes a connection whose frame stays incomplete
+    that long (0: never).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        *,
+        threads: int = DEFAULT_THREADS,
+        dump_dir: str | os.PathLike[str] | None = None,
+        ulog_dir: str | os.PathLike[str] | None = None,
+        ulog_limit: int = DEFAULT_LIMIT,
+        sid: int = 0,
+        max_length: int = p.MAX_LENGTH,
+        frame_timeout: float = DEFAULT_FRAME_TIMEOUT,
+        copy_commands: bool = False,
+        pid_file: str | os.PathLike[str] | None = None,
+        backlog: int = 1024,
+    ) -> None:
+        if not 0 <= sid <= 0xFFFF:
+            raise ValueError("sid must be between 0 and 65535")
+        if ulog_dir is not None and sid < 1:
+            raise ValueError("an update log needs a server id (sid) of at least 1")
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        self.path = os.fspath(path)
+        self.host = host
+        self.port = port
+        self.threads = threads
+        self.dump_dir = os.fspath(dump_dir) if dump_dir is not None else None
+        self.ulog_dir = os.fspath(ulog_dir) if ulog_dir is not None else None
+        self.ulog_limit = ulog_limit
+        self.sid = sid
+        self.max_length = max_length
+        self.frame_timeout = frame_timeout
+        self.copy_commands = copy_commands
+        self.pid_file = os.fspath(pid_file) if pid_file is not None else None
+        self.backlog = backlog
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._stop_requested = False
+
+    @property
+    def url(self) -> str:
+        """``tyrant://host:port`` of the listening socket."""
+        return f"tyrant://{self.host}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"<Server {self.path!r} on {self.host}:{self.port}>"
+
+    # -- running --------------------------------------------------------------------------
+
+    async def serve(
+        self, ready: Callable[[], None] | None = None, *, handle_signals: bool = False
+    ) -> None:
+        """Open the database, listen, and serve until :meth:`request_stop`."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        use_c_locale()
+        self._stop = asyncio.Event()
+        if self._stop_requested:
+            self._stop.set()
+        db = Cabinet(self.path)
+        ulog: UpdateLog | None = None
+        executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.threads, thread_name_prefix="tyrant-worker"
+        )
+        aserver: asyncio.AbstractServer | None = None
+        replicator: Replicator | None = None
+        engine: Engine | None = None
+        wrote_pid = False
+        try:
+            if self.ulog_dir is not None:
+                ulog = UpdateLog(self.ulog_dir, self.sid, self.ulog_limit)
+            commands = Commands(
+                db, sid=self.sid, ulog=ulog, dump_dir=self.dump_dir,
+                copy_commands=self.copy_commands, max_length=self.max_length,
+            )  # fmt: skip
+            engine = Engine(loop, executor, commands, self.max_length, self.frame_timeout)
+            replicator = Replicator(commands, loop, executor)
+            commands.on_setmst = replicator.set_master
+            if ulog is not None:
+                ulog.listener = engine.notify_repl
+            sock = self._bind()
+            bound = engine  # for the closure
+            aserver = await loop.create_server(
+                lambda: Connection(bound), sock=sock, backlog=self.backlog
+            )
+            self.host, self.port = sock.getsockname()[:2]
+            if self.pid_file is not None:
+                with open(self.pid_file, "w") as f:
+                    f.write(f"{os.getpid()}\n")
+                wrote_pid = True
+            if handle_signals:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, self._stop.set)
+            log.info("serving %s (%s) on %s:%d", self.path, db.db_type, self.host, self.port)
+            if ready is not None:
+                ready()
+            await self._stop.wait()
+            log.info("shutting down")
+        finally:
+            if aserver is not None:
+                aserver.close()
+            if replicator is not None:
+                replicator.stop()
+            if engine is not None:
+                for conn in list(engine.connections):
+                    conn._close()
+            # let pending callbacks (closing transports, cancelled tasks) run
+            await asyncio.sleep(0)
+            await loop.run_in_executor(None, executor.shutdown, True)
+            if ulog is not None:
+                ulog.close()
+            if not db.closed:
+                db.sync()
+                db.close()
+            if wrote_pid and self.pid_file is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.pid_file)
+            if handle_signals:  # only now: a second signal during cleanup is harmless
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(signum)
+
+    def _bind(self) -> socket.socket:
+        host = self.host or None
+        infos = socket.getaddrinfo(
+            host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, type_, proto, _name, addr = infos[0]
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def serve_forever(
+        self, ready: Callable[[], None] | None = None, *, handle_signals: bool = True
+    ) -> None:
+        """Run in the calling thread until SIGTERM/SIGINT or :meth:`request_stop`."""
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self.serve(ready, handle_signals=handle_signals))
+        finally:
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+    def request_stop(self) -> None:
+        """Ask the serving loop to shut down (thread-safe, returns at once)."""
+        self._stop_requested = True
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stop.set)
+
+    def start(self, timeout: float = 30.0) -> Server:
+        """Serve from a background thread; returns once listening."""
+        if self._thread is not None:
+            raise RuntimeError("the server is already running")
+        ready = threading.Event()
+        self._error = None
+        self._stop_requested = False
+
+        def run() -> None:
+            try:
+                self.serve_forever(ready.set, handle_signals=False)
+            except BaseException as exc:
+                self._error = exc
+                log.debug("server thread ended with an error", exc_info=True)
+            finally:
+                ready.set()
+
+        self._thread = threading.Thread(target=run, name=f"tyrant-server-{self.port}",
+                                        daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            self.stop()
+            raise TimeoutError("the server did not start in time")
+        if self._error is not None:
+            self._thread.join()
+            self._thread = None
+            raise self._error
+        return self
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop a server started with :meth:`start`: close connections, sync, close."""
+        thread = self._thread
+        if thread is None:
+            return
+        self.request_stop()
+        thread.join(timeout)
+        if thread.is_alive():
+            raise TimeoutError("the server thread did not stop in time")
+        self._thread = None
+        self._loop = None
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,443 @@
+"""Decoded requests → Tokyo Cabinet calls → reply bytes.
+
+:class:`Commands` owns the server-wide state of one database: the
+:class:`~doqu_tyrant.server.cabinet.Cabinet`, the STAT counters, the update
+log and the COPY/RESTORE confinement. Its ``handlers`` list, indexed by the
+command byte, holds the commands cheap enough to run inline on the event
+loop; ``table`` holds every command (the connection sends the slow ones to
+the worker pool). A handler takes the decoded
+:class:`~doqu_tyrant.tyrant.protocol.Request` and returns the reply bytes.
+
+Table semantics stay Tokyo Cabinet's: nothing here interprets records or
+queries.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from doqu_tyrant.tyrant import protocol as p
+from doqu_tyrant.tyrant.protocol import (
+    REPLY_FAIL,
+    REPLY_MISC_FAIL,
+    REPLY_OK,
+    Request,
+    reply_bytes,
+    reply_double,
+    reply_i32,
+    reply_list,
+    reply_pairs,
+    reply_u32,
+    reply_u64,
+)
+
+from . import ulog as ulogmod
+from .cabinet import INT_MIN, Cabinet
+
+log = logging.getLogger("doqu_tyrant.server")
+
+Handler = Callable[[Request], bytes]
+
+VERSION = "1.1.41"
+LIBVER = "324"
+PROTVER = "0.91"
+
+# MISC functions that may take long: the connection runs them in the worker pool.
+SLOW_MISC = frozenset({
+    b"search", b"metasearch", b"regex", b"range", b"optimize", b"vanish", b"sync",
+    b"defrag", b"cacheclear", b"setindex",
+})  # fmt: skip
+# List functions go to the pool when they carry more arguments than this.
+SLOW_LIST_MISC = frozenset({b"putlist", b"outlist", b"getlist"})
+SLOW_ARGS = 64
+# Binary commands that always go to the pool (scans, file work, whole-database work).
+SLOW_COMMANDS = frozenset({
+    p.FWMKEYS, p.SYNC, p.OPTIMIZE, p.VANISH, p.COPY, p.RESTORE,
+})  # fmt: skip
+
+_COUNTED = [
+    p.PUT, p.PUTKEEP, p.PUTCAT, p.PUTSHL, p.PUTNR, p.OUT, p.GET, p.MGET, p.VSIZ,
+    p.ITERINIT, p.ITERNEXT, p.FWMKEYS, p.ADDINT, p.ADDDOUBLE, p.EXT, p.SYNC,
+    p.OPTIMIZE, p.VANISH, p.COPY, p.RESTORE, p.SETMST, p.RNUM, p.SIZE, p.STAT,
+    p.MISC, p.REPL,
+]  # fmt: skip
+_ALWAYS_LOGGED = frozenset({
+    p.PUT, p.PUTKEEP, p.PUTCAT, p.PUTSHL, p.PUTNR, p.OUT, p.SYNC, p.OPTIMIZE, p.VANISH,
+})  # fmt: skip
+
+
+class MasterState(Protocol):
+    """What STAT shows of the replication master (see :mod:`.replication`)."""
+
+    host: str
+    port: int
+    rts: int
+
+    def delay(self) -> float: ...
+
+
+class Commands:
+    """Every Tyrant command over one open :class:`Cabinet`.
+
+    ``dump_dir``: the only directory COPY and RESTORE may touch (None: both
+    refused). ``copy_commands``: allow COPY's ``@command`` form, which runs a
+    shell command on the server host. ``ulog``: the update log (None: off);
+    ``sid``: this server's id.
+    """
+
+    def __init__(
+        self,
+        db: Cabinet,
+        *,
+        sid: int = 0,
+        ulog: ulogmod.UpdateLog | None = None,
+        dump_dir: str | None = None,
+        copy_commands: bool = False,
+        max_length: int = p.MAX_LENGTH,
+    ) -> None:
+        self.db = db
+        self.sid = sid
+        self.ulog = ulog
+        self.dump_dir = os.path.realpath(dump_dir) if dump_dir is not None else None
+        self.copy_commands = copy_commands
+        self.max_length = max_length
+        self.started = time.time()
+        self.counts = [0] * 256
+        self.put_miss = 0
+        self.out_miss = 0
+        self.get_miss = 0
+        self.master: MasterState | None = None
+        self.on_setmst: Callable[[str, int, int, int], None] | None = None
+        self._wlock = threading.Lock()
+        db_path = os.fsdecode(db.path)
+        self._db_file = os.path.realpath(db_path) if db_path not in ("*", "+", "") else None
+        self._core = self._build_core()
+        self.table: list[Handler | None] = [None] * 256
+        for cmd, core in self._core.items():
+            self.table[cmd] = self._client_handler(cmd, core)
+        self.table[p.EXT] = _ext
+        self.table[p.COPY] = self._copy
+        self.table[p.RESTORE] = self._restore
+        self.table[p.SETMST] = self._setmst
+        self.handlers: list[Handler | None] = [
+            None if cmd in SLOW_COMMANDS or cmd in (p.MISC, p.MGET) else h
+            for cmd, h in enumerate(self.table)
+        ]
+
+    # -- building the tables ----------------------------------------------------------
+
+    def _build_core(self) -> dict[int, Handler]:
+        """One closure per command: Cabinet call → reply bytes (no logging)."""
+        db = self.db
+        put, putkeep, putcat, putshl = db.put, db.putkeep, db.putcat, db.putshl
+        out, get, vsiz = db.out, db.get, db.vsiz
+        ok_, fail = REPLY_OK, REPLY_FAIL
+
+        def make_put(fn: Callable[[bytes, bytes], bool]) -> Handler:
+            def h_put(r: Request) -> bytes:
+                if fn(*r[1]):
+                    return ok_
+                self.put_miss += 1
+                return fail
+
+            return h_put
+
+        def h_putshl(r: Request) -> bytes:
+            if putshl(*r[1]):
+                return ok_
+            self.put_miss += 1
+            return fail
+
+        def h_out(r: Request) -> bytes:
+            if out(r[1][0]):
+                return ok_
+            self.out_miss += 1
+            return fail
+
+        def h_get(r: Request) -> bytes:
+            value = get(r[1][0])
+            if value is None:
+                self.get_miss += 1
+                return fail
+            return reply_bytes(value)
+
+        def h_mget(r: Request) -> bytes:
+            pairs = []
+            for key in r[1][0]:
+                value = get(key)
+                if value is not None:
+                    pairs.append((key, value))
+            return reply_pairs(pairs)
+
+        def h_vsiz(r: Request) -> bytes:
+            size = vsiz(r[1][0])
+            return fail if size < 0 else reply_u32(size)
+
+        def h_iterinit(r: Request) -> bytes:
+            return ok_ if db.iterinit() else fail
+
+        def h_iternext(r: Request) -> bytes:
+            key = db.iternext()
+            return fail if key is None else reply_bytes(key)
+
+        def h_fwmkeys(r: Request) -> bytes:
+            prefix, limit = r[1]
+            return reply_list(db.fwmkeys(prefix, limit))
+
+        def h_addint(r: Request) -> bytes:
+            total = db.addint(*r[1])
+            return fail if total == INT_MIN else reply_i32(total)
+
+        def h_adddouble(r: Request) -> bytes:
+            total = db.adddouble(*r[1])
+            return fail if math.isnan(total) else reply_double(total)
+
+        def h_sync(r: Request) -> bytes:
+            return ok_ if db.sync() else fail
+
+        def h_optimize(r: Request) -> bytes:
+            return ok_ if db.optimize(r[1][0]) else fail
+
+        def h_vanish(r: Request) -> bytes:
+            return ok_ if db.vanish() else fail
+
+        def h_rnum(r: Request) -> bytes:
+            return reply_u64(db.rnum())
+
+        def h_size(r: Request) -> bytes:
+            return reply_u64(db.size())
+
+        def h_misc(r: Request) -> bytes:
+            name, _opts, args = r[1]
+            result = db.misc(name, args)
+            return REPLY_MISC_FAIL if result is None else reply_list(result)
+
+        return {
+            p.PUT: make_put(put), p.PUTKEEP: make_put(putkeep), p.PUTCAT: make_put(putcat),
+            p.PUTNR: make_put(put), p.PUTSHL: h_putshl, p.OUT: h_out, p.GET: h_get,
+            p.MGET: h_mget, p.VSIZ: h_vsiz, p.ITERINIT: h_iterinit, p.ITERNEXT: h_iternext,
+            p.FWMKEYS: h_fwmkeys, p.ADDINT: h_addint, p.ADDDOUBLE: h_adddouble,
+            p.SYNC: h_sync, p.OPTIMIZE: h_optimize, p.VANISH: h_vanish, p.RNUM: h_rnum,
+            p.SIZE: h_size, p.MISC: h_misc,
+        }  # fmt: skip
+
+    def _client_handler(self, cmd: int, core: Handler) -> Handler:
+        """The handler clients reach: logging when there is an update log; PUTNR silent."""
+        handler: Handler = core
+        if self.ulog is not None and cmd in ulogmod.LOGGABLE:
+            sid = self.sid
+
+            def logged(r: Request) -> bytes:
+                return self._logged(core, r, sid, 0)
+
+            handler = logged
+        if cmd == p.PUTNR:
+
+            def putnr(r: Request) -> bytes:
+                handler(r)
+                return b""
+
+            return putnr
+        return handler
+
+    def _logged(self, core: Handler, r: Request, sid: int, mid: int) -> bytes:
+        """Run ``core`` and append the request to the update log, atomically."""
+        ulog = self.ulog
+        assert ulog is not None
+        with self._wlock:
+            reply = core(r)
+            if _is_logged(r):
+                result = b"\x00" if reply[0] == 0 else b"\x01"
+                ulog.write(_log_payload(r) + result, sid, mid)
+        return reply
+
+    # -- entry points -----------------------------------------------------------------
+
+    def execute(self, r: Request) -> bytes:
+        """Run any command of ``table`` (the worker pool calls this); never raises."""
+        try:
+            handler = self.table[r[0]]
+            if handler is None:
+                return REPLY_FAIL
+            return handler(r)
+        except Exception:
+            log.exception("command 0x%02x failed", r[0])
+            return REPLY_MISC_FAIL if r[0] == p.MISC else REPLY_FAIL
+
+    def is_slow(self, r: Request) -> bool:
+        """Whether a request should run in the worker pool rather than inline."""
+        cmd = r[0]
+        if cmd == p.MISC:
+            name, _opts, args = r[1]
+            return name in SLOW_MISC or (name in SLOW_LIST_MISC and len(args) > SLOW_ARGS)
+        if cmd == p.MGET:
+            return len(r[1][0]) > SLOW_ARGS
+        return cmd in SLOW_COMMANDS
+
+    def apply(self, r: Request, sid: int, mid: int) -> bool:
+        """Replay a logged request (RESTORE, replication); logs it with its origin ``sid``."""
+        core = self._core.get(r[0])
+        if core is None or r[0] not in ulogmod.LOGGABLE:
+            return False
+        try:
+            reply = core(r) if self.ulog is None else self._logged(core, r, sid, mid)
+        except Exception:
+            log.exception("replaying command 0x%02x failed", r[0])
+            return False
+        return reply[0] == 0
+
+    # -- file commands ----------------------------------------------------------------
+
+    def confine(self, raw: bytes, *, directory: bool = False) -> str | None:
+        """The real path of ``raw`` taken relative to the dump directory, or None.
+
+        None when there is no dump directory, or the path is empty, absolute,
+        leaves the directory (``..``, symbolic links) or names the database's
+        own files or the update log. ``directory=True`` admits the dump
+        directory itself.
+        """
+        root = self.dump_dir
+        if root is None or not raw or b"\0" in raw:
+            return None
+        rel = os.fsdecode(raw)
+        if os.path.isabs(rel):
+            return None
+        target = os.path.realpath(os.path.join(root, rel))
+        if target == root:
+            return target if directory else None
+        if os.path.commonpath([root, target]) != root:
+            return None
+        if not directory:
+            db_file = self._db_file
+            if db_file is not None and (target == db_file or target.startswith(db_file + ".")):
+                return None
+            if self.ulog is not None:
+                logdir = self.ulog.directory
+                if target == logdir or target.startswith(logdir + os.sep):
+                    return None
+        return target
+
+    def _copy(self, r: Request) -> bytes:
+        raw = r[1][0]
+        if raw[:1] == b"@":
+            if not self.copy_commands:
+                log.warning("COPY refused: the @command form needs --copy-commands")
+                return REPLY_FAIL
+            return REPLY_OK if self.db.copy(raw) else REPLY_FAIL
+        target = self.confine(raw)
+        if target is None:
+            log.warning("COPY refused: %r is not a file inside the dump directory", raw)
+            return REPLY_FAIL
+        if not os.path.isdir(os.path.dirname(target)):
+            return REPLY_FAIL  # checked here so that the engine does not go "fatal"
+        return REPLY_OK if self.db.copy(target) else REPLY_FAIL
+
+    def _restore(self, r: Request) -> bytes:
+        raw, ts, opts = r[1]
+        directory = self.confine(raw, directory=True)
+        if directory is None or not os.path.isdir(directory):
+            log.warning("RESTORE refused: %r is not a directory inside the dump directory", raw)
+            return REPLY_FAIL
+        ok = ulogmod.restore(directory, ts, bool(opts & p.REPL_CHECK), self.apply,
+                             self.max_length)
+        return REPLY_OK if ok else REPLY_FAIL
+
+    def _setmst(self, r: Request) -> bytes:
+        host, port, ts, opts = r[1]
+        callback = self.on_setmst
+        if callback is not None:
+            callback(host.decode("utf-8", "replace"), port, ts, opts)
+        return REPLY_OK
+
+    # -- STAT ---------------------------------------------------------------------------
+
+    def stat(self, fd: int = -1) -> bytes:
+        """The STAT reply, fields in ttserver's order (spec §4)."""
+        db = self.db
+        now = time.time()
+        items: list[tuple[str, object]] = [
+            ("version", VERSION), ("libver", LIBVER), ("protver", PROTVER),
+            ("os", platform.system()), ("time", f"{now:.6f}"), ("pid", os.getpid()),
+            ("sid", self.sid), ("type", db.db_type), ("path", os.fsdecode(db.path)),
+            ("rnum", db.rnum()), ("size", db.size()),
+        ]  # fmt: skip
+        fatal = self._fatal()
+        if fatal is not None:
+            items.append(("fatal", fatal))
+        items.append(("bigend", int(sys.byteorder == "big")))
+        master = self.master
+        if master is not None:
+            items += [
+                ("mhost", master.host), ("mport", master.port), ("rts", master.rts),
+                ("delay", f"{master.delay():.6f}"),
+            ]  # fmt: skip
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        memsize, memrss = _memory()
+        items += [
+            ("fd", fd), ("loadavg", f"{os.getloadavg()[0]:.6f}"), ("memsize", memsize),
+            ("memrss", memrss), ("ru_user", f"{usage.ru_utime:.6f}"),
+            ("ru_sys", f"{usage.ru_stime:.6f}"), ("ru_real", f"{now - self.started:.6f}"),
+        ]  # fmt: skip
+        counts = self.counts
+        items += [(f"cnt_{p.COMMANDS[cmd]}", counts[cmd]) for cmd in _COUNTED]
+        items += [
+            ("cnt_put_miss", self.put_miss), ("cnt_out_miss", self.out_miss),
+            ("cnt_get_miss", self.get_miss),
+        ]  # fmt: skip
+        return reply_bytes(p.format_stat(items))
+
+    def _fatal(self) -> str | None:
+        """The engine's last error message when it is in its fatal state."""
+        if self.db.db_type.startswith("on-memory"):
+            return None
+        result = self.db.misc(b"error", [])
+        if result and len(result) > 1 and result[1] == b"fatal":
+            return result[0].decode("utf-8", "replace")
+        return None
+
+
+def _ext(r: Request) -> bytes:
+    """EXT: this server has no scripting extension, so it fails like ttserver without one."""
+    return REPLY_FAIL
+
+
+def _is_logged(r: Request) -> bool:
+    cmd = r[0]
+    if cmd in _ALWAYS_LOGGED:
+        return True
+    if cmd == p.MISC:
+        return not r[1][1] & p.MISC_NOULOG
+    if cmd in (p.ADDINT, p.ADDDOUBLE):
+        return bool(r[1][1])  # a zero increment is a read
+    return False
+
+
+def _log_payload(r: Request) -> bytes:
+    if r[0] == p.MISC:
+        name, _opts, args = r[1]
+        return p.misc_log_payload(name, args)
+    return p.encode_request(r)
+
+
+def _memory() -> tuple[int, int]:
+    """Virtual size and resident set size of this process, in bytes."""
+    size = rss = 0
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmSize:"):
+                    size = int(line.split()[1]) * 1024
+                elif line.startswith(b"VmRSS:"):
+                    rss = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return size, rss

@@ -1,0 +1,244 @@
+"""Update log: append-only files of write requests, read back for RESTORE and REPL.
+
+A directory holds files ``00000001.ulog``, ``00000002.ulog``, … Each file is a
+sequence of entries ``c9 ts:u64 sid:u16 mid:u16 size:u32 payload`` (spec §8)
+where the payload is the request frame (MISC without its options field)
+followed by one result byte. Entries are encoded and parsed with the codec
+(:func:`~doqu_tyrant.tyrant.protocol.ulog_entry`,
+:func:`~doqu_tyrant.tyrant.protocol.parse_ulog`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from doqu_tyrant.tyrant import protocol as p
+from doqu_tyrant.tyrant.errors import TyrantProtocolError
+
+log = logging.getLogger("doqu_tyrant.server")
+
+SUFFIX = ".ulog"
+DEFAULT_LIMIT = 1 << 30  # bytes per file before starting the next one
+HEAD_SIZE = len(p.ulog_entry(0, 0, 0, b""))
+READ_CHUNK = 1 << 20
+
+# Commands whose requests may appear in an update log and be replayed.
+LOGGABLE = frozenset({
+    p.PUT, p.PUTKEEP, p.PUTCAT, p.PUTSHL, p.PUTNR, p.OUT, p.ADDINT, p.ADDDOUBLE,
+    p.SYNC, p.OPTIMIZE, p.VANISH, p.MISC,
+})  # fmt: skip
+
+Entry = tuple[int, int, int, bytes]  # ts, sid, mid, payload
+
+
+def log_files(directory: str) -> list[str]:
+    """The update-log file names of ``directory`` in replay order."""
+    names = [n for n in os.listdir(directory) if n.endswith(SUFFIX)]
+    return sorted(names, key=lambda n: (len(n), n))
+
+
+def decode_payload(payload: bytes, max_length: int = p.MAX_LENGTH) -> tuple[p.Request, int] | None:
+    """The logged request and its result byte (0 ok, 1 failed); None if malformed."""
+    decoder = p.RequestDecoder(max_length, log_format=True)
+    decoder.feed(payload)
+    event = decoder.next_event()
+    if not isinstance(event, p.Request) or decoder.buffered != 1:
+        return None
+    if event.command not in LOGGABLE:
+        return None
+    return event, payload[-1]
+
+
+class UpdateLog:
+    """The writer side: one open file, entries appended under a lock.
+
+    Timestamps are microseconds, strictly increasing, so that "everything from
+    ts on" is unambiguous for REPL and RESTORE. ``listener`` (if set) is called
+    after every append, from the writing thread.
+    """
+
+    def __init__(self, directory: str, sid: int, limit: int = DEFAULT_LIMIT) -> None:
+        os.makedirs(directory, exist_ok=True)
+        self.directory = os.path.realpath(directory)
+        self.sid = sid
+        self.limit = limit
+        self.listener: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+        self._last_ts = 0
+        files = log_files(self.directory)
+        self._number = _file_number(files[-1]) if files else 1
+        self._fd = -1
+        self._size = 0
+        self._open()
+
+    def _open(self) -> None:
+        path = os.path.join(self.directory, f"{self._number:08d}{SUFFIX}")
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = os.fstat(self._fd).st_size
+
+    def write(self, payload: bytes, sid: int | None = None, mid: int = 0) -> int:
+        """Append one entry; returns its timestamp."""
+        with self._lock:
+            if self._fd < 0:
+                raise ValueError("the update log is closed")
+            ts = time.time_ns() // 1000
+            if ts <= self._last_ts:
+                ts = self._last_ts + 1
+            self._last_ts = ts
+            entry = p.ulog_entry(ts, self.sid if sid is None else sid, mid, payload)
+            view = memoryview(entry)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            self._size += len(entry)
+            if self._size >= self.limit:
+                os.close(self._fd)
+                self._number += 1
+                self._open()
+        listener = self.listener
+        if listener is not None:
+            listener()
+        return ts
+
+    @property
+    def last_ts(self) -> int:
+        return self._last_ts
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
+class LogReader:
+    """Reads the entries of a log directory from a timestamp on, resumably.
+
+    :meth:`read` returns whatever complete entries are available now and
+    remembers where it stopped, so a REPL stream can poll it. ``stop_at_end``
+    freezes the end at construction time (RESTORE from a directory that is
+    being written must not chase its own appends).
+    """
+
+    def __init__(self, directory: str, ts: int, *, stop_at_end: bool = False) -> None:
+        self.directory = directory
+        self.ts = ts
+        files = log_files(directory)
+        self._limits: dict[str, int] | None = None
+        if stop_at_end:
+            self._limits = {n: os.path.getsize(os.path.join(directory, n)) for n in files}
+        # Start with the last file whose first entry is not after ts.
+        start = 0
+        for i, name in enumerate(files):
+            first = _first_timestamp(os.path.join(directory, name))
+            if first is not None and first <= ts:
+                start = i
+        self._file: str | None = files[start] if files else None
+        self._offset = 0
+        self.caught_up = False  # the last read() reached the end of what exists
+
+    def _files(self) -> list[str]:
+        files = log_files(self.directory)
+        if self._limits is not None:
+            files = [n for n in files if n in self._limits]
+        return files
+
+    def read(self, max_bytes: int = READ_CHUNK) -> list[Entry]:
+        """Complete entries available now (those at or after ``ts``), about ``max_bytes``.
+
+        Afterwards :attr:`caught_up` tells whether everything written so far
+        has been read (an empty result may just mean "older than ``ts``").
+        Raises :class:`TyrantProtocolError` on a corrupt file.
+        """
+        out: list[Entry] = []
+        budget = max_bytes
+        self.caught_up = False
+        while budget > 0:
+            if self._file is None:
+                files = self._files()
+                if not files:
+                    self.caught_up = True
+                    break
+                self._file, self._offset = files[0], 0
+            path = os.path.join(self.directory, self._file)
+            entries: list[Entry] = []
+            try:
+                size = os.path.getsize(path) if self._limits is None else self._limits[self._file]
+                available = size - self._offset
+                if available >= HEAD_SIZE:
+                    with open(path, "rb") as f:
+                        f.seek(self._offset)
+                        head = f.read(HEAD_SIZE)
+                        if head[0] != p.ULOG_MAGIC:
+                            raise TyrantProtocolError(f"{path} is not an update log")
+                        need = HEAD_SIZE + int.from_bytes(head[13:17], "big")
+                        if need <= available:
+                            more = max(need, min(available, budget)) - HEAD_SIZE
+                            entries = p.parse_ulog(head + f.read(more))
+            except FileNotFoundError:
+                pass
+            if entries:
+                used = sum(HEAD_SIZE + len(e[3]) for e in entries)
+                self._offset += used
+                budget -= used
+                ts = self.ts
+                out.extend(e for e in entries if e[0] >= ts)
+                continue
+            # Nothing complete here: a later file means this one is finished.
+            later = [n for n in self._files() if (len(n), n) > (len(self._file), self._file)]
+            if not later:
+                self.caught_up = True
+                break
+            self._file, self._offset = later[0], 0
+        return out
+
+
+def _file_number(name: str) -> int:
+    stem = name[: -len(SUFFIX)]
+    return int(stem) if stem.isdigit() else 1
+
+
+def _first_timestamp(path: str) -> int | None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEAD_SIZE)
+    except OSError:
+        return None
+    if len(head) < HEAD_SIZE or head[0] != p.ULOG_MAGIC:
+        return None
+    return int.from_bytes(head[1:9], "big")
+
+
+def restore(
+    directory: str,
+    ts: int,
+    check: bool,
+    apply: Callable[[p.Request, int, int], bool],
+    max_length: int = p.MAX_LENGTH,
+) -> bool:
+    """Replay the entries of ``directory`` with timestamps ≥ ``ts`` through ``apply``.
+
+    ``check`` (the consistency-check option): stop and fail as soon as a
+    replayed result differs from the logged one. Fails on unreadable or
+    corrupt logs.
+    """
+    try:
+        reader = LogReader(directory, ts, stop_at_end=True)
+        while not reader.caught_up:
+            for _ts, sid, mid, payload in reader.read():
+                decoded = decode_payload(payload, max_length)
+                if decoded is None:
+                    log.warning("restore: malformed update-log entry in %s", directory)
+                    return False
+                request, result = decoded
+                ok = apply(request, sid, mid)
+                if check and ok != (result == 0):
+                    log.warning("restore: consistency check failed at ts %d", _ts)
+                    return False
+        return True
+    except (OSError, TyrantProtocolError) as exc:
+        log.warning("restore from %s failed: %s", directory, exc)
+        return False

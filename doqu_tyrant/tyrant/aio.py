@@ -1,0 +1,569 @@
+"""The asyncio Tyrant client: the same commands as coroutines, the same codec.
+
+:class:`AsyncTyrant` keeps a bounded pool of connections shared by all the
+tasks that use it. Requests of concurrent tasks may travel on the same
+connection one after the other (the protocol answers in order), so a few
+connections serve many tasks; a new connection is opened only while every
+existing one is busy and the pool is not full.
+
+A timeout discards the connection it happened on (requests waiting on it
+fail with :class:`TyrantConnectionError`); a cancelled task does not (its
+reply is read and dropped, the stream stays in step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from typing import Any, TypeVar
+
+from . import commands as c
+from . import protocol as p
+from .client import DEFAULT_PORT, parse_url
+from .errors import (
+    TyrantCommandError,
+    TyrantConnectError,
+    TyrantConnectionError,
+    TyrantPoolTimeout,
+    TyrantProtocolError,
+    TyrantTimeout,
+)
+from .query import AsyncQuery
+
+__all__ = ["AsyncTyrant", "AsyncPipeline", "AsyncConnection", "AsyncConnectionPool"]
+
+T = TypeVar("T")
+
+_ITERNEXT = p.encode_simple(p.ITERNEXT)
+_QUEUE_HIGH = 16  # stream chunks buffered before reading pauses
+
+
+def _conn_error(message: str, sent: bool) -> TyrantConnectionError:
+    err = TyrantConnectionError(message)
+    err.request_sent = sent
+    return err
+
+
+class _Waiter:
+    __slots__ = ("count", "replies", "future", "queue")
+
+    def __init__(self, count: int, future: asyncio.Future, queue: asyncio.Queue | None) -> None:
+        self.count = count
+        self.replies: list[p.Reply] = []
+        self.future = future
+        self.queue = queue
+
+
+class AsyncConnection(asyncio.Protocol):
+    """One connection; requests are answered in the order they were written."""
+
+    def __init__(self, pool: AsyncConnectionPool | None = None, name: str = "") -> None:
+        self.name = name
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.decoder = p.ReplyDecoder()
+        self.waiters: deque[_Waiter] = deque()
+        self.closed = False
+        self.exclusive = False
+        self._pool = pool
+        self._paused = False
+
+    # -- asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # pragma: no cover
+                pass
+
+    def data_received(self, data: bytes) -> None:
+        self.decoder.feed(data)
+        self._dispatch()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(_conn_error(f"connection to {self.name} closed"
+                               + (f": {exc}" if exc else " by the server"), True))
+
+    # -- requests ---------------------------------------------------------------
+
+    def send(self, frame: bytes, commands: list[int],
+             queue: asyncio.Queue | None = None) -> _Waiter:
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            self.closed = True
+            raise _conn_error(f"connection to {self.name} is closed", False)
+        decoder = self.decoder
+        for command in commands:
+            decoder.expect(command)
+        transport.write(frame)
+        waiter = _Waiter(len(commands), self.loop.create_future(), queue)
+        self.waiters.append(waiter)
+        if commands[0] == p.PUTNR or decoder.buffered:
+            self._dispatch()
+        return waiter
+
+    def _dispatch(self) -> None:
+        decoder = self.decoder
+        waiters = self.waiters
+        try:
+            while waiters:
+                waiter = waiters[0]
+                reply = decoder.next_reply()
+                if reply is None:
+                    if waiter.queue is not None:
+                        items = decoder.take_items()
+                        if items:
+                            self._push(waiter.queue, items)
+                    return
+                waiter.replies.append(reply)
+                if len(waiter.replies) == waiter.count:
+                    waiters.popleft()
+                    if waiter.queue is not None:
+                        self._push(waiter.queue, reply)
+                    if not waiter.future.done():
+                        waiter.future.set_result(waiter.replies)
+                    if not waiters and self._pool is not None:
+                        self._pool._changed()
+            if decoder.buffered:
+                decoder.next_reply()  # raises: bytes nobody asked for
+        except TyrantProtocolError as exc:
+            self.abort(exc)
+
+    def _push(self, queue: asyncio.Queue, item: object) -> None:
+        queue.put_nowait(item)
+        if queue.qsize() >= _QUEUE_HIGH and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume(self, queue: asyncio.Queue) -> None:
+        if self._paused and queue.qsize() < _QUEUE_HIGH // 2 and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def _fail(self, exc: BaseException) -> None:
+        self.closed = True
+        waiters, self.waiters = self.waiters, deque()
+        for waiter in waiters:
+            if waiter.queue is not None:
+                waiter.queue.put_nowait(exc)
+            if not waiter.future.done():
+                waiter.future.set_exception(exc)
+                waiter.future.exception()  # mark retrieved: the caller may be gone
+        if self._pool is not None:
+            self._pool._changed()
+
+    def abort(self, exc: BaseException | None = None) -> None:
+        """Close at once; pending requests fail with ``exc``."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+        self._fail(exc or _conn_error(f"connection to {self.name} was closed", True))
+
+
+class AsyncConnectionPool:
+    """At most ``size`` connections, shared by every task of one event loop."""
+
+    def __init__(self, host: str, port: int, size: int = 8,
+                 connect_timeout: float | None = None,
+                 pool_timeout: float | None = 20.0) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"pool_size must be a positive int, got {size!r}")
+        self.host = host
+        self.port = port
+        self.size = size
+        self.connect_timeout = connect_timeout
+        self.timeout = pool_timeout
+        self._conns: list[AsyncConnection] = []
+        self._opening = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    def _check_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # Connections belong to the loop that made them; a new loop
+            # (another asyncio.run) starts afresh.
+            self._loop = loop
+            self._conns = []
+            self._opening = 0
+            self._event = asyncio.Event()
+
+    def _changed(self) -> None:
+        if self._event is not None:
+            self._event.set()
+
+    async def _open(self) -> AsyncConnection:
+        loop = asyncio.get_running_loop()
+        name = f"{self.host}:{self.port}"
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: AsyncConnection(self, name), self.host,
+                                       self.port),
+                self.connect_timeout)
+        except asyncio.TimeoutError:
+            raise TyrantTimeout(f"connecting to {name} timed out after "
+                                f"{self.connect_timeout} s") from None
+        except OSError as exc:
+            raise TyrantConnectError(f"cannot connect to {name}: {exc}") from exc
+        return conn
+
+    def pick(self) -> AsyncConnection | None:
+        """An open connection to write a request on at once (an idle one, else
+        the least busy one of a full pool), or None when :meth:`acquire` must
+        open or wait for one."""
+        if asyncio.get_running_loop() is not self._loop:
+            return None
+        best: AsyncConnection | None = None
+        for conn in self._conns:
+            if conn.closed or conn.exclusive:
+                continue
+            if not conn.waiters:
+                return conn
+            if best is None or len(conn.waiters) < len(best.waiters):
+                best = conn
+        if best is not None and len(self._conns) + self._opening >= self.size:
+            return best
+        return None
+
+    async def acquire(self, exclusive: bool = False) -> AsyncConnection:
+        """A connection to write a request on; ``exclusive`` reserves it (for a
+        streamed reply) until :meth:`release`."""
+        self._check_loop()
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            best: AsyncConnection | None = None
+            conns = self._conns
+            for conn in list(conns):
+                if conn.closed:
+                    conns.remove(conn)
+                    continue
+                if conn.exclusive:
+                    continue
+                if not conn.waiters:
+                    conn.exclusive = exclusive
+                    return conn
+                if best is None or len(conn.waiters) < len(best.waiters):
+                    best = conn
+            if len(conns) + self._opening < self.size:
+                self._opening += 1
+                try:
+                    conn = await self._open()
+                finally:
+                    self._opening -= 1
+                conn.exclusive = exclusive
+                self._conns.append(conn)
+                return conn
+            if best is not None and not exclusive:
+                return best
+            assert self._event is not None
+            self._event.clear()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TyrantPoolTimeout(f"no free connection within {self.timeout} s "
+                                        f"(pool_size={self.size})")
+            try:
+                await asyncio.wait_for(self._event.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+    def release(self, conn: AsyncConnection) -> None:
+        """End an exclusive reservation."""
+        conn.exclusive = False
+        self._changed()
+
+    def close(self) -> None:
+        for conn in self._conns:
+            conn.abort()
+        self._conns = []
+
+
+class AsyncTyrant:
+    """The asyncio Tyrant client; the API of :class:`~.client.Tyrant` as coroutines.
+
+    Item assignment cannot be awaited, so the table layer is the ``table_*``
+    methods (``await t.table_get(pk)``) and :attr:`query`.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                 timeout: float | None = None, *, connect_timeout: float | None = None,
+                 pool_size: int = 8, pool_timeout: float | None = 20.0,
+                 retry_reads: bool = True) -> None:
+        self.host = host
+        self.port = int(port)
+        self.timeout = timeout
+        self.retry_reads = retry_reads
+        self._pool = AsyncConnectionPool(host, self.port, pool_size,
+                                         timeout if connect_timeout is None else connect_timeout,
+                                         pool_timeout)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> AsyncTyrant:
+        host, port, parsed = parse_url(url)
+        parsed.pop("health_check_interval", None)
+        parsed.update(options)
+        return cls(host, port, **parsed)
+
+    def __repr__(self) -> str:
+        return f"<AsyncTyrant {self.host}:{self.port}>"
+
+    async def aclose(self) -> None:
+        """Close all connections; later calls reconnect."""
+        self._pool.close()
+
+    close = aclose
+
+    async def __aenter__(self) -> AsyncTyrant:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- the one request path -----------------------------------------------
+
+    async def _wait(self, conn: AsyncConnection, waiter: _Waiter) -> list[p.Reply]:
+        if self.timeout is None:
+            return await waiter.future  # type: ignore[no-any-return]
+        try:
+            return await asyncio.wait_for(waiter.future, self.timeout)  # type: ignore[no-any-return]
+        except asyncio.TimeoutError:
+            conn.abort(_conn_error(f"connection to {conn.name} discarded after a timeout", True))
+            raise TyrantTimeout(f"no reply from {conn.name} within {self.timeout} s; "
+                                "the connection was closed") from None
+
+    async def _request_many(self, frame: bytes, commands: list[int],
+                            idempotent: bool) -> list[p.Reply]:
+        conn = self._pool.pick() or await self._pool.acquire()
+        try:
+            return await self._wait(conn, conn.send(frame, commands))
+        except TyrantConnectError:
+            raise
+        except TyrantConnectionError as exc:
+            if exc.request_sent and not (idempotent and self.retry_reads):
+                raise
+        conn = await self._pool.acquire()  # the broken one is gone from the pool
+        return await self._wait(conn, conn.send(frame, commands))
+
+    async def _run(self, cmd: c.Cmd) -> Any:
+        frame, command, parse, arg, idempotent = cmd
+        replies = await self._request_many(frame, [command], idempotent)
+        return parse(replies[0], arg)
+
+    async def _stream_misc(self, name: bytes, args: list[bytes],
+                           opts: int) -> AsyncIterator[list]:
+        frame = c.misc(name, args, opts)[0]
+        pool = self._pool
+        conn = await pool.acquire(exclusive=True)
+        queue: asyncio.Queue = asyncio.Queue()
+        done = False
+        try:
+            conn.send(frame, [p.MISC], queue)
+            while True:
+                if self.timeout is None:
+                    item = await queue.get()
+                else:
+                    try:
+                        item = await asyncio.wait_for(queue.get(), self.timeout)
+                    except asyncio.TimeoutError:
+                        raise TyrantTimeout(f"no reply from {conn.name} within "
+                                            f"{self.timeout} s") from None
+                conn.resume(queue)
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, p.Reply):
+                    done = True
+                    if not item.ok:
+                        raise TyrantCommandError(f"misc {name.decode('latin-1')}")
+                    if item.value:
+                        yield item.value  # type: ignore[misc]
+                    return
+                yield item
+        finally:
+            if not done:
+                conn.abort()
+            pool.release(conn)
+
+    def pipeline(self) -> AsyncPipeline:
+        """Queue commands, then ``await pl.execute()`` sends them in one write."""
+        return AsyncPipeline(self)
+
+    # -- key-value commands -------------------------------------------------
+
+    async def put(self, key: c.Key, value: c.Key) -> None:
+        return await self._run(c.put(key, value))  # type: ignore[no-any-return]
+
+    async def putkeep(self, key: c.Key, value: c.Key) -> bool:
+        return await self._run(c.putkeep(key, value))  # type: ignore[no-any-return]
+
+    async def putcat(self, key: c.Key, value: c.Key) -> None:
+        return await self._run(c.putcat(key, value))  # type: ignore[no-any-return]
+
+    async def putshl(self, key: c.Key, value: c.Key, width: int) -> None:
+        return await self._run(c.putshl(key, value, width))  # type: ignore[no-any-return]
+
+    async def putnr(self, key: c.Key, value: c.Key) -> None:
+        return await self._run(c.putnr(key, value))  # type: ignore[no-any-return]
+
+    async def out(self, key: c.Key) -> bool:
+        return await self._run(c.out(key))  # type: ignore[no-any-return]
+
+    async def get(self, key: c.Key, default: T | None = None) -> bytes | T | None:
+        return await self._run(c.get(key, default))  # type: ignore[no-any-return]
+
+    async def mget(self, keys: Iterable[c.Key]) -> dict[bytes, bytes]:
+        return await self._run(c.mget(keys))  # type: ignore[no-any-return]
+
+    async def vsiz(self, key: c.Key, default: T | None = None) -> int | T | None:
+        return await self._run(c.vsiz(key, default))  # type: ignore[no-any-return]
+
+    async def iterinit(self) -> None:
+        return await self._run(c.iterinit())  # type: ignore[no-any-return]
+
+    async def iternext(self) -> bytes | None:
+        return await self._run(c.iternext())  # type: ignore[no-any-return]
+
+    async def iterkeys(self, batch: int = 256) -> AsyncGenerator[bytes, None]:
+        """Every key via ITERINIT + pipelined ITERNEXT (see ``Tyrant.iterkeys``)."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a positive int, got {batch!r}")
+        await self.iterinit()
+        frame = _ITERNEXT * batch
+        commands = [p.ITERNEXT] * batch
+        while True:
+            for reply in await self._request_many(frame, commands, False):
+                if not reply.ok:
+                    return
+                yield reply.value  # type: ignore[misc]
+
+    async def fwmkeys(self, prefix: c.Key = b"", max: int | None = None) -> list[bytes]:
+        return await self._run(c.fwmkeys(prefix, max))  # type: ignore[no-any-return]
+
+    async def addint(self, key: c.Key, num: int = 0) -> int:
+        return await self._run(c.addint(key, num))  # type: ignore[no-any-return]
+
+    async def adddouble(self, key: c.Key, num: float = 0.0) -> float:
+        return await self._run(c.adddouble(key, num))  # type: ignore[no-any-return]
+
+    async def ext(self, name: c.Key, key: c.Key = b"", value: c.Key = b"", *,
+                  lock_record: bool = False, lock_global: bool = False) -> bytes:
+        return await self._run(  # type: ignore[no-any-return]
+            c.ext(name, key, value, lock_record=lock_record, lock_global=lock_global))
+
+    async def sync(self) -> None:
+        return await self._run(c.sync())  # type: ignore[no-any-return]
+
+    async def optimize(self, params: c.Key = b"") -> None:
+        return await self._run(c.optimize(params))  # type: ignore[no-any-return]
+
+    async def vanish(self) -> None:
+        return await self._run(c.vanish())  # type: ignore[no-any-return]
+
+    async def copy(self, path: c.Key) -> None:
+        return await self._run(c.copy(path))  # type: ignore[no-any-return]
+
+    async def restore(self, path: c.Key, ts: int = 0, *, check: bool = False) -> None:
+        return await self._run(c.restore(path, ts, check=check))  # type: ignore[no-any-return]
+
+    async def setmst(self, host: c.Key = b"", port: int = 0, ts: int = 0, *,
+                     check: bool = False) -> None:
+        return await self._run(  # type: ignore[no-any-return]
+            c.setmst(host, port, ts, check=check))
+
+    async def rnum(self) -> int:
+        return await self._run(c.rnum())  # type: ignore[no-any-return]
+
+    async def size(self) -> int:
+        return await self._run(c.size())  # type: ignore[no-any-return]
+
+    async def stat(self) -> dict[str, str]:
+        return await self._run(c.stat())  # type: ignore[no-any-return]
+
+    async def misc(self, name: c.Key, args: Iterable[c.Key] = (), opts: int = 0) -> list[bytes]:
+        return await self._run(c.misc(name, args, opts))  # type: ignore[no-any-return]
+
+    # -- table layer --------------------------------------------------------
+
+    async def table_put(self, pk: c.Key, record: c.Record) -> None:
+        return await self._run(c.table_put(pk, record))  # type: ignore[no-any-return]
+
+    async def table_putkeep(self, pk: c.Key, record: c.Record) -> bool:
+        return await self._run(c.table_putkeep(pk, record))  # type: ignore[no-any-return]
+
+    async def table_putcat(self, pk: c.Key, record: c.Record) -> None:
+        return await self._run(c.table_putcat(pk, record))  # type: ignore[no-any-return]
+
+    async def table_get(self, pk: c.Key, default: T | None = None, *,
+                        raw: bool = False) -> dict[str, str] | T | None:
+        return await self._run(c.table_get(pk, default, raw=raw))  # type: ignore[no-any-return]
+
+    async def table_out(self, pk: c.Key) -> bool:
+        return await self._run(c.table_out(pk))  # type: ignore[no-any-return]
+
+    async def getlist(self, pks: Iterable[c.Key], *, raw: bool = False) -> dict[Any, dict]:
+        return await self._run(c.getlist(pks, raw=raw))  # type: ignore[no-any-return]
+
+    async def putlist(self, records: Mapping[Any, c.Record]
+                      | Iterable[tuple[Any, c.Record]]) -> None:
+        return await self._run(c.putlist(records))  # type: ignore[no-any-return]
+
+    async def outlist(self, pks: Iterable[c.Key]) -> None:
+        return await self._run(c.outlist(pks))  # type: ignore[no-any-return]
+
+    async def setindex(self, column: c.Key, kind: int | str, *, keep: bool = False) -> bool:
+        return await self._run(c.setindex(column, kind, keep=keep))  # type: ignore[no-any-return]
+
+    async def genuid(self) -> int:
+        return await self._run(c.genuid())  # type: ignore[no-any-return]
+
+    async def contains(self, key: c.Key) -> bool:
+        """Whether ``key`` exists (VSIZ)."""
+        return await self._run(c.vsiz(key, None)) is not None
+
+    @property
+    def query(self) -> AsyncQuery:
+        return AsyncQuery(self)
+
+    # -- pyrant names -------------------------------------------------------
+
+    multi_get = getlist
+    multi_set = putlist
+    multi_del = outlist
+    prefix_keys = fwmkeys
+    get_stats = stat
+    generate_key = genuid
+    call_func = ext
+    get_size = vsiz
+    concat = putcat
+    clear = vanish
+
+
+class AsyncPipeline(c.PipelineBase):
+    """Queued commands sent in one write; ``await pl.execute()`` returns the results."""
+
+    def __init__(self, client: AsyncTyrant) -> None:
+        super().__init__()
+        self._client = client
+
+    async def __aenter__(self) -> AsyncPipeline:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.reset()
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        cmds = self._take()
+        if not cmds:
+            return []
+        frame, commands = c.pipeline_frame(cmds)
+        idempotent = all(cmd[4] for cmd in cmds)
+        replies = await self._client._request_many(frame, commands, idempotent)
+        return c.pipeline_results(cmds, replies, raise_on_error)
+

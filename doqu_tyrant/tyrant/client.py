@@ -1,0 +1,780 @@
+"""The blocking Tyrant client.
+
+:class:`Connection` is one socket and its reply decoder. :class:`Tyrant` is
+the client applications use: one method per command, a bounded pool of
+connections (so one instance can be shared by threads), a table layer with
+records as ``dict[str, str]``, native queries (:attr:`Tyrant.query`) and
+explicit pipelining (:meth:`Tyrant.pipeline`).
+
+Return and error conventions:
+
+* reads of a missing key return a default (``get``, ``vsiz``,
+  ``table_get``: None unless given); ``t[pk]`` raises ``KeyError``;
+* ``putkeep``/``table_putkeep`` return False when the key exists,
+  ``out``/``table_out`` return False when it is missing;
+* any other failure status raises :class:`TyrantCommandError` carrying the
+  C client's error code (spec §1.3);
+* a dropped connection raises :class:`TyrantConnectionError`, a timeout
+  :class:`TyrantTimeout`; the socket is then discarded and the next call
+  reconnects. A read is retried once on a fresh connection when the old one
+  broke; a write is retried only when it certainly never left the client
+  (wrap the client in :class:`~.retry.RetryingClient` to retry more).
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import time
+from collections.abc import (
+    Generator,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    MutableMapping,
+    ValuesView,
+)
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from . import commands as c
+from . import protocol as p
+from .errors import (
+    ERECV,
+    TyrantCommandError,
+    TyrantConnectError,
+    TyrantConnectionError,
+    TyrantError,
+    TyrantProtocolError,
+    TyrantTimeout,
+)
+from .pool import ConnectionPool
+from .query import Query
+
+__all__ = ["Connection", "Tyrant", "Table", "Pipeline", "DEFAULT_PORT", "parse_url"]
+
+DEFAULT_PORT = 1978
+T = TypeVar("T")
+
+_RECV_SIZE = 262144
+_SEND_CHUNK = 1 << 20
+_EMPTY = bytearray()
+_ITERNEXT = p.encode_simple(p.ITERNEXT)
+_PUTNR = p.PUTNR
+_OK_NONE = p.Reply(True, None)
+_decode_reply = p.decode_reply
+_monotonic = time.monotonic
+_ITERINIT = p.encode_simple(p.ITERINIT)
+
+
+def parse_url(url: str) -> tuple[str, int, dict[str, Any]]:
+    """``tyrant://host:port?timeout=5&pool_size=4`` → (host, port, options)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("tyrant", "tt", ""):
+        raise ValueError(f"not a tyrant:// URL: {url!r}")
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or DEFAULT_PORT
+    options: dict[str, Any] = {}
+    for name, values in parse_qs(parts.query).items():
+        value = values[-1]
+        if name in ("timeout", "connect_timeout", "pool_timeout", "health_check_interval"):
+            options[name] = None if value.lower() == "none" else float(value)
+        elif name == "pool_size":
+            options[name] = int(value)
+        elif name == "retry_reads":
+            options[name] = value.lower() in ("1", "true", "yes", "on")
+        else:
+            raise ValueError(f"unknown option {name!r} in {url!r}")
+    return host, port, options
+
+
+class Connection:
+    """One TCP connection to a Tyrant server, opened lazily.
+
+    A request goes out as one ``sendall`` of one frame; replies are decoded
+    from a preallocated receive buffer. After a timeout, a protocol error or
+    any interruption mid-exchange the socket is closed (never reused: the
+    stream could be out of step) and the next request reconnects.
+    A socket left idle longer than ``health_check_interval`` seconds is
+    checked before use, so a server restart does not cost a failed request.
+    """
+
+    __slots__ = ("host", "port", "timeout", "connect_timeout", "health_check_interval",
+                 "_sock", "_decoder", "_buf", "_view", "_last_used")
+
+    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                 timeout: float | None = None, connect_timeout: float | None = None,
+                 health_check_interval: float = 0.05) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.connect_timeout = timeout if connect_timeout is None else connect_timeout
+        self.health_check_interval = health_check_interval
+        self._sock: socket.socket | None = None
+        self._decoder = p.ReplyDecoder()
+        self._buf = _EMPTY  # allocated on first connect
+        self._view = memoryview(_EMPTY)
+        self._last_used = 0.0
+
+    def __repr__(self) -> str:
+        state = "open" if self._sock is not None else "closed"
+        return f"<Connection {self.host}:{self.port} {state}>"
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
+    def connect(self) -> socket.socket:
+        """Open the socket (closing any previous one)."""
+        self.close()
+        try:
+            sock = socket.create_connection((self.host, self.port), self.connect_timeout)
+        except TimeoutError:
+            raise TyrantTimeout(
+                f"connecting to {self.host}:{self.port} timed out after {self.connect_timeout} s"
+            ) from None
+        except OSError as exc:
+            raise TyrantConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # pragma: no cover - not a TCP socket
+            pass
+        sock.settimeout(self.timeout)
+        if not self._buf:
+            self._buf = bytearray(_RECV_SIZE)
+            self._view = memoryview(self._buf)
+        self._sock = sock
+        self._decoder = p.ReplyDecoder()
+        self._last_used = time.monotonic()
+        return sock
+
+    def close(self) -> None:
+        sock = self._sock
+        if sock is not None:
+            self._sock = None
+            try:
+                sock.close()
+            except OSError:  # pragma: no cover
+                pass
+
+    def forget(self) -> None:
+        """Drop the socket without closing it (a forked child must not touch it)."""
+        self._sock = None
+
+    def _ready_socket(self) -> socket.socket:
+        sock = self._sock
+        now = _monotonic()
+        if sock is None:
+            sock = self.connect()
+        elif now - self._last_used > self.health_check_interval:
+            sock = self._checked(sock)
+        self._last_used = now
+        return sock
+
+    def _checked(self, sock: socket.socket) -> socket.socket:
+        # Idle for a while: a readable socket now means EOF, a reset or stray
+        # bytes. Either way it is not fit for a request.
+        try:
+            readable = select.select([sock], [], [], 0)[0]
+        except (OSError, ValueError):
+            readable = [sock]
+        return self.connect() if readable else sock
+
+    def _failed(self, exc: BaseException, sent: bool) -> TyrantError:
+        self.close()
+        if isinstance(exc, TimeoutError):
+            return TyrantTimeout(
+                f"no reply from {self.host}:{self.port} within {self.timeout} s; "
+                "the connection was closed"
+            )
+        if isinstance(exc, TyrantError):
+            return exc
+        err = TyrantConnectionError(f"connection to {self.host}:{self.port} failed: {exc}")
+        err.request_sent = sent
+        return err
+
+    def _eof(self) -> TyrantConnectionError:
+        err = TyrantConnectionError(
+            f"connection to {self.host}:{self.port} closed by the server (code {ERECV})"
+        )
+        err.request_sent = True
+        return err
+
+    def request(self, frame: bytes, command: int) -> p.Reply:
+        """Send one request and return its decoded reply."""
+        sock = self._sock
+        now = _monotonic()
+        if sock is None:
+            sock = self.connect()
+        elif now - self._last_used > self.health_check_interval:
+            sock = self._checked(sock)
+        self._last_used = now
+        try:
+            sock.sendall(frame)
+        except BaseException as exc:
+            # sendall raised: the frame did not get out whole, so the server
+            # cannot have executed it.
+            raise self._failed(exc, False) from exc
+        if command == _PUTNR:
+            return _OK_NONE
+        try:
+            n = sock.recv_into(self._buf)
+            if not n:
+                raise self._eof()
+            data = self._view[:n]
+            # Fast path: the whole reply in the first chunk (stateless decode).
+            done = _decode_reply(command, data)
+            if done is not None:
+                if done[1] != n:
+                    raise TyrantProtocolError(
+                        f"{n - done[1]} bytes from the server after a complete reply")
+                return done[0]
+            decoder = self._decoder
+            decoder.expect(command)
+            decoder.feed(data)
+            reply = decoder.next_reply()
+            while reply is None:
+                n = sock.recv_into(self._buf)
+                if not n:
+                    raise self._eof()
+                decoder.feed(self._view[:n])
+                reply = decoder.next_reply()
+            if decoder.buffered:
+                raise TyrantProtocolError(
+                    f"{decoder.buffered} bytes from the server after a complete reply")
+        except BaseException as exc:
+            raise self._failed(exc, True) from exc
+        return reply
+
+    def request_many(self, frame: bytes, commands: list[int]) -> list[p.Reply]:
+        """Send several requests written as one frame; return all their replies.
+
+        The socket is non-blocking meanwhile and replies are read while the
+        frame is still going out, so a pipeline of any size cannot deadlock
+        on full socket buffers.
+        """
+        sock = self._ready_socket()
+        decoder = self._decoder
+        for command in commands:
+            decoder.expect(command)
+        replies: list[p.Reply] = []
+        total = len(commands)
+        view = memoryview(frame)
+        size = len(view)
+        sent = 0
+        buf = self._buf
+        try:
+            sock.setblocking(False)
+            try:
+                while True:
+                    while len(replies) < total:  # what is decodable already
+                        reply = decoder.next_reply()
+                        if reply is None:
+                            break
+                        replies.append(reply)
+                    if sent == size and len(replies) == total:
+                        break
+                    wlist = [sock] if sent < size else []
+                    r, w, _ = select.select([sock], wlist, [], self.timeout)
+                    if not r and not w:
+                        raise TimeoutError
+                    if w:
+                        try:
+                            sent += sock.send(view[sent:sent + _SEND_CHUNK])
+                        except BlockingIOError:
+                            pass
+                    if r:
+                        try:
+                            n = sock.recv_into(buf)
+                        except BlockingIOError:
+                            continue
+                        if not n:
+                            raise self._eof()
+                        decoder.feed(self._view[:n])
+            finally:
+                sock.settimeout(self.timeout)
+            if decoder.buffered:
+                raise TyrantProtocolError(
+                    f"{decoder.buffered} bytes from the server after the last reply")
+        except BaseException as exc:
+            raise self._failed(exc, sent > 0) from exc
+        return replies
+
+    def stream(self, frame: bytes, command: int, name: str) -> Iterator[list]:
+        """Send a request with a list reply; yield its elements chunk by chunk
+        as they arrive. A failure status raises :class:`TyrantCommandError`.
+        Abandoning the iteration closes the connection (the rest of the reply
+        is still on its way)."""
+        sock = self._ready_socket()
+        try:
+            sock.sendall(frame)
+        except BaseException as exc:
+            raise self._failed(exc, False) from exc
+        decoder = self._decoder
+        decoder.expect(command)
+        done = False
+        try:
+            while True:
+                reply = decoder.next_reply()
+                if reply is not None:
+                    break
+                items = decoder.take_items()
+                if items:
+                    yield items
+                n = sock.recv_into(self._buf)
+                if not n:
+                    raise self._eof()
+                decoder.feed(self._view[:n])
+            done = True
+            if decoder.buffered:
+                raise TyrantProtocolError(
+                    f"{decoder.buffered} bytes from the server after a complete reply")
+        except GeneratorExit:
+            self.close()
+            raise
+        except BaseException as exc:
+            raise self._failed(exc, True) from exc
+        finally:
+            if not done:
+                self.close()
+        if not reply.ok:
+            raise TyrantCommandError(name)
+        if reply.value:
+            yield reply.value  # type: ignore[misc]
+
+
+class Tyrant:
+    """A Tokyo Tyrant client; thread-safe, with a bounded connection pool.
+
+    ``timeout`` (seconds, None = wait forever) bounds every wait for a reply;
+    ``connect_timeout`` defaults to it. ``pool_size`` connections at most
+    are opened; a thread finding all of them busy waits up to
+    ``pool_timeout`` seconds. Keys and values are ``str`` (UTF-8) or bytes.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                 timeout: float | None = None, *, connect_timeout: float | None = None,
+                 pool_size: int = 8, pool_timeout: float | None = 20.0,
+                 retry_reads: bool = True, health_check_interval: float = 0.05) -> None:
+        self.host = host
+        self.port = int(port)
+        self.timeout = timeout
+        self.retry_reads = retry_reads
+
+        def factory() -> Connection:
+            return Connection(host, self.port, timeout, connect_timeout, health_check_interval)
+
+        self._pool: ConnectionPool[Connection] = ConnectionPool(factory, pool_size, pool_timeout)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Tyrant:
+        """A client for ``tyrant://host:port`` (query options allowed:
+        ``?timeout=5&pool_size=4``); keyword options override them."""
+        host, port, parsed = parse_url(url)
+        parsed.update(options)
+        return cls(host, port, **parsed)
+
+    def __repr__(self) -> str:
+        return f"<Tyrant {self.host}:{self.port}>"
+
+    def close(self) -> None:
+        """Close all sockets. The client stays usable: later calls reconnect."""
+        self._pool.close()
+
+    def __enter__(self) -> Tyrant:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- the one request path -----------------------------------------------
+
+    def _run(self, cmd: c.Cmd) -> Any:
+        frame, command, parse, arg, idempotent = cmd
+        pool = self._pool
+        conn = pool.acquire()
+        try:
+            try:
+                reply = conn.request(frame, command)
+            except TyrantConnectionError as exc:
+                if (exc.__class__ is TyrantConnectError
+                        or (exc.request_sent and not (idempotent and self.retry_reads))):
+                    raise
+                reply = conn.request(frame, command)  # once, on a fresh connection
+        finally:
+            pool._idle.append(conn)
+            if pool._waiters:
+                pool.wake()
+        return parse(reply, arg)
+
+    def _stream_misc(self, name: bytes, args: list[bytes], opts: int) -> Iterator[list]:
+        """A MISC call whose reply list is yielded chunk by chunk."""
+        frame = c.misc(name, args, opts)[0]
+        pool = self._pool
+        conn = pool.acquire()
+        try:
+            yield from conn.stream(frame, p.MISC, f"misc {name.decode('latin-1')}")
+        finally:
+            pool.release(conn)
+
+    def pipeline(self) -> Pipeline:
+        """Queue commands and send them in one write: ``with t.pipeline() as pl:
+        pl.put(...); pl.get(...); results = pl.execute()``."""
+        return Pipeline(self)
+
+    # -- key-value commands -------------------------------------------------
+
+    def put(self, key: c.Key, value: c.Key) -> None:
+        """Store ``value`` under ``key``, replacing any old value."""
+        return self._run(c.put(key, value))  # type: ignore[no-any-return]
+
+    def putkeep(self, key: c.Key, value: c.Key) -> bool:
+        """Store only if ``key`` is absent; False if it exists."""
+        return self._run(c.putkeep(key, value))  # type: ignore[no-any-return]
+
+    def putcat(self, key: c.Key, value: c.Key) -> None:
+        """Append ``value`` to the value of ``key`` (creating it)."""
+        return self._run(c.putcat(key, value))  # type: ignore[no-any-return]
+
+    def putshl(self, key: c.Key, value: c.Key, width: int) -> None:
+        """Append, then keep only the last ``width`` bytes."""
+        return self._run(c.putshl(key, value, width))  # type: ignore[no-any-return]
+
+    def putnr(self, key: c.Key, value: c.Key) -> None:
+        """Store without waiting for (or getting) an answer."""
+        frame = c.putnr(key, value)[0]
+        conn = self._pool.acquire()
+        try:
+            conn.request(frame, p.PUTNR)
+        finally:
+            self._pool.release(conn)
+
+    def out(self, key: c.Key) -> bool:
+        """Remove ``key``; False if it was missing."""
+        return self._run(c.out(key))  # type: ignore[no-any-return]
+
+    def get(self, key: c.Key, default: T | None = None) -> bytes | T | None:
+        """The value of ``key``, or ``default`` if missing."""
+        return self._run(c.get(key, default))  # type: ignore[no-any-return]
+
+    def mget(self, keys: Iterable[c.Key]) -> dict[bytes, bytes]:
+        """Values of the existing ``keys`` (missing ones left out), one round trip."""
+        return self._run(c.mget(keys))  # type: ignore[no-any-return]
+
+    def vsiz(self, key: c.Key, default: T | None = None) -> int | T | None:
+        """Size of the value of ``key`` (tables: the internal size), or ``default``."""
+        return self._run(c.vsiz(key, default))  # type: ignore[no-any-return]
+
+    def iterinit(self) -> None:
+        """Rewind the server's key iterator (one per server, shared by all clients)."""
+        return self._run(c.iterinit())  # type: ignore[no-any-return]
+
+    def iternext(self) -> bytes | None:
+        """The next key of the server's iterator, None at the end."""
+        return self._run(c.iternext())  # type: ignore[no-any-return]
+
+    def iterkeys(self, batch: int = 256) -> Generator[bytes, None, None]:
+        """Every key, via ITERINIT and ITERNEXT pipelined ``batch`` at a time on
+        one connection. The server has one iterator for all its clients, so
+        concurrent iterations disturb each other; prefer :meth:`fwmkeys` or a
+        query when that matters."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a positive int, got {batch!r}")
+        pool = self._pool
+        conn = pool.acquire()
+        try:
+            if not conn.request(_ITERINIT, p.ITERINIT).ok:
+                raise TyrantCommandError("iterinit")
+            frame = _ITERNEXT * batch
+            commands = [p.ITERNEXT] * batch
+            while True:
+                for reply in conn.request_many(frame, commands):
+                    if not reply.ok:
+                        return
+                    yield reply.value  # type: ignore[misc]
+        finally:
+            pool.release(conn)
+
+    def fwmkeys(self, prefix: c.Key = b"", max: int | None = None) -> list[bytes]:
+        """Keys starting with ``prefix`` (at most ``max``; None: all)."""
+        return self._run(c.fwmkeys(prefix, max))  # type: ignore[no-any-return]
+
+    def addint(self, key: c.Key, num: int = 0) -> int:
+        """Add to an integer record and return the sum (tables: column ``_num``)."""
+        return self._run(c.addint(key, num))  # type: ignore[no-any-return]
+
+    def adddouble(self, key: c.Key, num: float = 0.0) -> float:
+        """Add to a real-number record and return the sum."""
+        return self._run(c.adddouble(key, num))  # type: ignore[no-any-return]
+
+    def ext(self, name: c.Key, key: c.Key = b"", value: c.Key = b"", *,
+            lock_record: bool = False, lock_global: bool = False) -> bytes:
+        """Call the server's script function ``name``; return its result."""
+        return self._run(  # type: ignore[no-any-return]
+            c.ext(name, key, value, lock_record=lock_record, lock_global=lock_global))
+
+    def sync(self) -> None:
+        """Flush the database to disk."""
+        return self._run(c.sync())  # type: ignore[no-any-return]
+
+    def optimize(self, params: c.Key = b"") -> None:
+        """Rebuild the database (``params`` like ``"bnum=1000000#opts=l"``)."""
+        return self._run(c.optimize(params))  # type: ignore[no-any-return]
+
+    def vanish(self) -> None:
+        """Remove every record."""
+        return self._run(c.vanish())  # type: ignore[no-any-return]
+
+    def copy(self, path: c.Key) -> None:
+        """Hot-copy the database file to ``path`` on the server host."""
+        return self._run(c.copy(path))  # type: ignore[no-any-return]
+
+    def restore(self, path: c.Key, ts: int = 0, *, check: bool = False) -> None:
+        """Replay the update logs in ``path`` (server host) from timestamp ``ts`` (µs)."""
+        return self._run(c.restore(path, ts, check=check))  # type: ignore[no-any-return]
+
+    def setmst(self, host: c.Key = b"", port: int = 0, ts: int = 0, *,
+               check: bool = False) -> None:
+        """Replicate from master ``host:port`` from ``ts`` (µs); empty host: stop."""
+        return self._run(c.setmst(host, port, ts, check=check))  # type: ignore[no-any-return]
+
+    def rnum(self) -> int:
+        """Number of records."""
+        return self._run(c.rnum())  # type: ignore[no-any-return]
+
+    def size(self) -> int:
+        """Size of the database in bytes."""
+        return self._run(c.size())  # type: ignore[no-any-return]
+
+    def stat(self) -> dict[str, str]:
+        """The server's status report as a dict of text."""
+        return self._run(c.stat())  # type: ignore[no-any-return]
+
+    def misc(self, name: c.Key, args: Iterable[c.Key] = (), opts: int = 0) -> list[bytes]:
+        """Call MISC function ``name`` (``opts=MISC_NOULOG`` keeps it out of the
+        update log); return its result list."""
+        return self._run(c.misc(name, args, opts))  # type: ignore[no-any-return]
+
+    # -- table layer --------------------------------------------------------
+
+    def table_put(self, pk: c.Key, record: c.Record) -> None:
+        """Store a whole record, replacing any old one (MISC ``put``)."""
+        return self._run(c.table_put(pk, record))  # type: ignore[no-any-return]
+
+    def table_putkeep(self, pk: c.Key, record: c.Record) -> bool:
+        """Store a record only if ``pk`` is absent; False if it exists."""
+        return self._run(c.table_putkeep(pk, record))  # type: ignore[no-any-return]
+
+    def table_putcat(self, pk: c.Key, record: c.Record) -> None:
+        """Add the columns the record does not have yet (existing ones are kept)."""
+        return self._run(c.table_putcat(pk, record))  # type: ignore[no-any-return]
+
+    def table_get(self, pk: c.Key, default: T | None = None, *,
+                  raw: bool = False) -> dict[str, str] | T | None:
+        """The record ``pk`` (one round trip), or ``default``. ``raw=True`` gives
+        bytes names and values; otherwise invalid UTF-8 raises
+        :class:`~.errors.TyrantDecodeError`."""
+        return self._run(c.table_get(pk, default, raw=raw))  # type: ignore[no-any-return]
+
+    def table_out(self, pk: c.Key) -> bool:
+        """Remove the record ``pk``; False if it was missing."""
+        return self._run(c.table_out(pk))  # type: ignore[no-any-return]
+
+    def getlist(self, pks: Iterable[c.Key], *, raw: bool = False) -> dict[Any, dict]:
+        """The existing records among ``pks``, in one round trip."""
+        return self._run(c.getlist(pks, raw=raw))  # type: ignore[no-any-return]
+
+    def putlist(self, records: Mapping[Any, c.Record] | Iterable[tuple[Any, c.Record]]) -> None:
+        """Store many records (``{pk: record}``) in one round trip."""
+        return self._run(c.putlist(records))  # type: ignore[no-any-return]
+
+    def outlist(self, pks: Iterable[c.Key]) -> None:
+        """Remove many records in one round trip (missing ones are ignored)."""
+        return self._run(c.outlist(pks))  # type: ignore[no-any-return]
+
+    def setindex(self, column: c.Key, kind: int | str, *, keep: bool = False) -> bool:
+        """Create or rebuild an index: ``kind`` is ``"lexical"``, ``"decimal"``,
+        ``"token"``, ``"qgram"``, ``"optimize"`` or ``"void"`` (remove), or its
+        code. With ``keep=True`` an existing index is left alone and False is
+        returned; other failures raise :class:`TyrantCommandError`."""
+        return self._run(c.setindex(column, kind, keep=keep))  # type: ignore[no-any-return]
+
+    def genuid(self) -> int:
+        """A new unique number from the table's ID sequence."""
+        return self._run(c.genuid())  # type: ignore[no-any-return]
+
+    @property
+    def query(self) -> Query:
+        """A query matching every record; refine with ``filter`` & co."""
+        return Query(self)
+
+    @property
+    def table(self) -> Table:
+        """The records as a mutable mapping ``pk -> dict[str, str]``."""
+        return Table(self)
+
+    # Item access is the table layer (use get/put for raw key-value access).
+
+    def __getitem__(self, pk: c.Key) -> dict[str, str]:
+        record = self.table_get(pk)
+        if record is None:
+            raise KeyError(pk)
+        return record
+
+    def __setitem__(self, pk: c.Key, record: c.Record) -> None:
+        if not isinstance(record, Mapping):
+            raise TypeError(f"t[pk] = ... stores table records (dicts), not "
+                            f"{type(record).__name__}; use t.put() for key-value data")
+        self.table_put(pk, record)
+
+    def __delitem__(self, pk: c.Key) -> None:
+        if not self.table_out(pk):
+            raise KeyError(pk)
+
+    def __contains__(self, key: object) -> bool:
+        return self._run(c.vsiz(key, None)) is not None  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return self.rnum()
+
+    def __bool__(self) -> bool:
+        return True  # not len(): truth must not cost a round trip
+
+    def __iter__(self) -> Iterator[str]:
+        return self.query.iter_keys()
+
+    # -- pyrant names -------------------------------------------------------
+
+    multi_get = getlist
+    multi_set = putlist
+    multi_del = outlist
+    prefix_keys = fwmkeys
+    get_stats = stat
+    generate_key = genuid
+    call_func = ext
+    get_size = vsiz
+    concat = putcat
+    clear = vanish
+
+
+class _TableKeys(KeysView):
+    def __iter__(self) -> Iterator[str]:
+        return self._mapping._client.query.iter_keys()  # type: ignore[attr-defined, no-any-return]
+
+
+class _TableItems(ItemsView):
+    def __iter__(self) -> Iterator[tuple[str, dict[str, str]]]:
+        return self._mapping._client.query.iter_items()  # type: ignore[attr-defined, no-any-return]
+
+
+class _TableValues(ValuesView):
+    def __iter__(self) -> Iterator[dict[str, str]]:
+        for _, record in self._mapping._client.query.iter_items():  # type: ignore[attr-defined]
+            yield record
+
+
+class Table(MutableMapping[str, dict[str, str]]):
+    """The records of a table database as a mutable mapping.
+
+    Each operation is one round trip: item access is MISC get/put/out,
+    ``in`` is VSIZ, ``len`` is RNUM, iteration (also ``keys``/``values``/
+    ``items``) is one streamed search, ``update`` is one putlist and
+    ``clear`` is VANISH. Keys may be given as str or bytes.
+    """
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Tyrant) -> None:
+        self._client = client
+
+    def __getitem__(self, pk: c.Key) -> dict[str, str]:  # type: ignore[override]
+        return self._client[pk]
+
+    def __setitem__(self, pk: c.Key, record: c.Record) -> None:  # type: ignore[override]
+        self._client[pk] = record
+
+    def __delitem__(self, pk: c.Key) -> None:  # type: ignore[override]
+        del self._client[pk]
+
+    def __contains__(self, pk: object) -> bool:
+        return pk in self._client
+
+    def __len__(self) -> int:
+        return self._client.rnum()
+
+    def __iter__(self) -> Iterator[str]:
+        return self._client.query.iter_keys()
+
+    def get(self, pk: c.Key, default: Any = None) -> Any:  # type: ignore[override]
+        return self._client.table_get(pk, default)
+
+    def keys(self) -> KeysView[str]:
+        return _TableKeys(self)
+
+    def items(self) -> ItemsView[str, dict[str, str]]:
+        return _TableItems(self)
+
+    def values(self) -> ValuesView[dict[str, str]]:
+        return _TableValues(self)
+
+    def update(self, other: Any = (), /, **kw: c.Record) -> None:  # type: ignore[override]
+        records = dict(other.items() if isinstance(other, Mapping) else other)
+        records.update(kw)
+        if records:
+            self._client.putlist(records)
+
+    def clear(self) -> None:
+        self._client.vanish()
+
+    def setdefault(self, pk: c.Key, default: Any = None) -> dict[str, str]:  # type: ignore[override]
+        record = {} if default is None else default
+        if self._client.table_putkeep(pk, record):
+            return dict(record)
+        return self._client[pk]
+
+
+class Pipeline(c.PipelineBase):
+    """Commands queued on the client side and sent together on one connection.
+
+    Every command method of :class:`Tyrant` is available and returns the
+    pipeline (calls can be chained). :meth:`execute` writes all requests at
+    once, reads all replies and returns their results in order. A failing
+    command does not stop the others: its exception is raised after all
+    replies have been read (or returned in its place with
+    ``raise_on_error=False``).
+    """
+
+    def __init__(self, client: Tyrant) -> None:
+        super().__init__()
+        self._client = client
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.reset()
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        """Send the queued commands and return their results; the queue is emptied."""
+        cmds = self._take()
+        if not cmds:
+            return []
+        frame, commands = c.pipeline_frame(cmds)
+        pool = self._client._pool
+        conn = pool.acquire()
+        try:
+            try:
+                replies = conn.request_many(frame, commands)
+            except TyrantConnectError:
+                raise
+            except TyrantConnectionError as exc:
+                idempotent = all(cmd[4] for cmd in cmds)
+                if exc.request_sent and not (idempotent and self._client.retry_reads):
+                    raise
+                replies = conn.request_many(frame, commands)
+        finally:
+            pool.release(conn)
+        return c.pipeline_results(cmds, replies, raise_on_error)
+

@@ -1,0 +1,681 @@
+"""Commands as data: argument checks, one request frame, and a reply parser.
+
+Every public command of :class:`~doqu_tyrant.tyrant.client.Tyrant`,
+:class:`~doqu_tyrant.tyrant.aio.AsyncTyrant` and their pipelines is built here
+exactly once. A builder validates its arguments (raising ``TypeError`` /
+``ValueError`` before anything is sent), encodes the request with
+:mod:`.protocol`, and returns a :data:`Cmd`::
+
+    (frame, command code, parser, parser argument, idempotent)
+
+The I/O shells send ``frame``, feed the reply to ``parser(reply, arg)`` and
+return what it returns. ``idempotent`` marks reads that may be retried on a
+fresh connection. No I/O happens in this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from itertools import chain
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from . import protocol as p
+from .errors import EKEEP, EMISC, ENOREC, TyrantCommandError, TyrantDecodeError, TyrantError
+
+Key: TypeAlias = "str | bytes | bytearray | memoryview"
+Record: TypeAlias = (
+    "Mapping[str, str | bytes] | Mapping[bytes, str | bytes] | Mapping[str | bytes, str | bytes]"
+)
+Parser: TypeAlias = Callable[[p.Reply, Any], Any]
+Cmd: TypeAlias = "tuple[bytes, int, Parser, Any, bool]"
+
+INT32_MAX = (1 << 31) - 1
+INT32_MIN = -(1 << 31)
+HINT_PREFIX = b"\0\0[[HINT]]\n"
+
+# Index kinds of ``setindex`` (spec §6.5.5).
+INDEX_LEXICAL = 0
+INDEX_DECIMAL = 1
+INDEX_TOKEN = 2
+INDEX_QGRAM = 3
+INDEX_OPTIMIZE = 9998
+INDEX_VOID = 9999
+INDEX_KEEP = 1 << 24
+
+INDEX_KINDS: dict[str, int] = {
+    "lexical": INDEX_LEXICAL, "lex": INDEX_LEXICAL, "str": INDEX_LEXICAL,
+    "decimal": INDEX_DECIMAL, "dec": INDEX_DECIMAL, "num": INDEX_DECIMAL,
+    "token": INDEX_TOKEN, "tok": INDEX_TOKEN,
+    "qgram": INDEX_QGRAM, "qgr": INDEX_QGRAM, "fts": INDEX_QGRAM,
+    "optimize": INDEX_OPTIMIZE, "opt": INDEX_OPTIMIZE,
+    "void": INDEX_VOID, "null": INDEX_VOID, "drop": INDEX_VOID,
+}
+
+# MISC functions that only read: safe to retry on a fresh connection.
+READ_ONLY_MISC = frozenset({b"get", b"getlist", b"getpart", b"regex", b"range", b"error"})
+
+
+# ---------------------------------------------------------------------------
+# Argument conversion
+
+
+def to_bytes(value: object, what: str) -> bytes:
+    """``str`` (encoded as UTF-8) or a bytes-like object as ``bytes``."""
+    tp = type(value)
+    if tp is bytes:
+        return value  # type: ignore[return-value]
+    if tp is str:
+        try:
+            return value.encode()  # type: ignore[attr-defined, no-any-return]
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{what} cannot be encoded as UTF-8: {exc.reason}") from None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return to_bytes(str.__str__(value), what)
+    raise TypeError(f"{what} must be str or bytes, not {tp.__name__}")
+
+
+def _sized(value: object, what: str) -> bytes:
+    data = to_bytes(value, what)
+    if len(data) > p.MAX_LENGTH:
+        raise ValueError(f"{what} is {len(data)} bytes; the server accepts at most {p.MAX_LENGTH}")
+    return data
+
+
+def key_bytes(key: object, what: str = "key") -> bytes:
+    """A key-value key or value: any bytes, size-checked."""
+    tp = type(key)
+    if tp is bytes:
+        if len(key) <= p.MAX_LENGTH:  # type: ignore[arg-type]
+            return key  # type: ignore[return-value]
+    elif tp is str and len(key) <= 1 << 20:  # type: ignore[arg-type]
+        try:
+            return key.encode()  # type: ignore[attr-defined, no-any-return]
+        except UnicodeEncodeError:
+            pass
+    return _sized(key, what)
+
+
+def pk_bytes(pk: object, what: str = "primary key") -> bytes:
+    """A table primary key: not empty, no NUL byte."""
+    if type(pk) is str and pk and "\0" not in pk and len(pk) <= 1 << 20:  # fast path
+        try:
+            return pk.encode()
+        except UnicodeEncodeError:
+            pass
+    data = _sized(pk, what)
+    if not data:
+        raise ValueError(f"{what} must not be empty")
+    if b"\0" in data:
+        raise ValueError(f"{what} {data!r} contains a NUL byte")
+    return data
+
+
+def column_bytes(name: object, what: str = "column name") -> bytes:
+    data = _sized(name, what)
+    if not data:
+        raise ValueError(f"{what} must not be empty")
+    if b"\0" in data:
+        raise ValueError(f"{what} {data!r} contains a NUL byte")
+    return data
+
+
+def _fast_serialize(record: object) -> bytes | None:
+    """The serialised record when every name and value is a valid ``str``
+    (the common case, checked in bulk); None to take the careful path."""
+    if type(record) is not dict or "" in record:
+        return None
+    try:
+        text = "\0".join(chain.from_iterable(record.items()))
+    except TypeError:  # a non-str name or value
+        return None
+    if text.count("\0") != 2 * len(record) - 1:  # NUL inside a name or value
+        return None
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:
+        return None
+    return data if len(data) <= p.MAX_LENGTH else None
+
+
+def record_args(record: object, pk: bytes) -> list[bytes]:
+    """A table record as the flat ``name, value, ...`` list, validated."""
+    if record:
+        data = _fast_serialize(record)
+        if data is not None:
+            return data.split(b"\0")
+    if not isinstance(record, Mapping):
+        raise TypeError(
+            f"record of {pk!r} must be a mapping of column names to values, "
+            f"not {type(record).__name__}"
+        )
+    out: list[bytes] = []
+    for name, value in record.items():
+        name_b = column_bytes(name, f"column name in record {pk!r}")
+        value_b = _sized(value, f"column {name_b!r} of record {pk!r}")
+        if b"\0" in value_b:
+            raise ValueError(f"column {name_b!r} of record {pk!r} contains a NUL byte")
+        out.append(name_b)
+        out.append(value_b)
+    return out
+
+
+def serialize_record(record: object, pk: bytes) -> bytes:
+    """A table record serialised as ``name\\0value\\0...`` (spec §5.1)."""
+    if record:
+        data = _fast_serialize(record)
+        if data is not None:
+            return data
+    return b"\0".join(record_args(record, pk))
+
+
+def _int_arg(value: object, what: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{what} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _keys_list(keys: object, what: str, convert: Callable[[object, str], bytes]) -> list[bytes]:
+    if isinstance(keys, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"{what} must be an iterable of keys, not a single {type(keys).__name__}")
+    if not isinstance(keys, Iterable):
+        raise TypeError(f"{what} must be an iterable of keys, not {type(keys).__name__}")
+    out = [convert(k, f"{what}[{i}]") for i, k in enumerate(keys)]
+    if len(out) > p.MAX_COUNT:
+        raise ValueError(f"{what} has {len(out)} keys; the server accepts at most {p.MAX_COUNT}")
+    return out
+
+
+def _name(name: object, what: str) -> bytes:
+    data = _sized(name, what)
+    if len(data) >= p.MAX_NAME:
+        raise ValueError(f"{what} must be shorter than {p.MAX_NAME} bytes")
+    return data
+
+
+# ---------------------------------------------------------------------------
+# Decoding of table data
+
+
+def decode_text(data: bytes, key: bytes, column: bytes | None) -> str:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise TyrantDecodeError(key, column) from None
+
+
+def decode_serialized(data: bytes, key: bytes) -> dict[str, str]:
+    """A serialised record (spec §5.1) as text columns."""
+    if not data:
+        return {}
+    try:
+        parts = data.decode().split("\0")
+    except UnicodeDecodeError:
+        return decode_record(p.unpack_record(data), key)
+    it = iter(parts)
+    return dict(zip(it, it))
+
+
+def decode_record(pairs: dict[bytes, bytes], key: bytes) -> dict[str, str]:
+    """Columns as text; an invalid column raises :class:`TyrantDecodeError`."""
+    try:
+        return {n.decode(): v.decode() for n, v in pairs.items()}
+    except UnicodeDecodeError:
+        for n, v in pairs.items():
+            decode_text(n, key, n)
+            decode_text(v, key, n)
+        raise  # pragma: no cover - one of the above raises
+
+
+def pairs_to_dict(items: list[bytes], key: bytes) -> dict[bytes, bytes]:
+    """A flat ``name, value, ...`` list as a dict (MISC ``get`` of a table)."""
+    if len(items) % 2:
+        raise TyrantError(
+            f"reply for {key!r} is not a table record ({len(items)} elements); "
+            "is this a table database?"
+        )
+    it = iter(items)
+    return dict(zip(it, it))
+
+
+def strip_hint(items: list[bytes]) -> str | None:
+    """Remove the planner explanation a ``hint`` search appends; return its text."""
+    if items and items[-1].startswith(HINT_PREFIX):
+        return items.pop()[len(HINT_PREFIX):].decode("utf-8", "replace")
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Reply parsers: parser(reply, arg) -> value or raise
+
+
+def _fail(name: str, code: int = EMISC) -> TyrantCommandError:
+    return TyrantCommandError(name, code)
+
+
+def _status(reply: p.Reply, name: str) -> None:
+    if not reply.ok:
+        raise _fail(name)
+
+
+def _flag(reply: p.Reply, name: str) -> bool:
+    return reply.ok
+
+
+def _value_or_default(reply: p.Reply, default: Any) -> Any:
+    return reply.value if reply.ok else default
+
+
+def _value(reply: p.Reply, name: str) -> Any:
+    if reply.ok:
+        return reply.value
+    raise _fail(name)
+
+
+def _counter(reply: p.Reply, name: str) -> Any:
+    if reply.ok:
+        return reply.value
+    raise TyrantCommandError(name, EKEEP, f"{name} failed: the record holds no number of that kind "
+                             "(or the int32 sum overflowed)")
+
+
+def _mget(reply: p.Reply, _: Any) -> dict[bytes, bytes]:
+    return dict(reply.value) if reply.ok else {}  # type: ignore[call-overload]
+
+
+def _list(reply: p.Reply, _: Any) -> list[bytes]:
+    return reply.value if reply.ok else []  # type: ignore[return-value]
+
+
+def _stat(reply: p.Reply, _: Any) -> dict[str, str]:
+    if not reply.ok:
+        raise _fail("stat")
+    return p.parse_stat(reply.value)  # type: ignore[arg-type]
+
+
+def _iternext(reply: p.Reply, _: Any) -> bytes | None:
+    return reply.value if reply.ok else None  # type: ignore[return-value]
+
+
+def _misc(reply: p.Reply, name: bytes) -> list[bytes]:
+    if reply.ok:
+        return reply.value  # type: ignore[return-value]
+    code = EKEEP if name == b"putkeep" else ENOREC if name in (b"out", b"get") else EMISC
+    raise TyrantCommandError(f"misc {name.decode('latin-1')}", code)
+
+
+def _table_get(reply: p.Reply, arg: tuple[bytes, Any, bool]) -> Any:
+    pk, default, raw = arg
+    if not reply.ok:
+        return default
+    items: list[bytes] = reply.value  # type: ignore[assignment]
+    if not raw and not len(items) % 2:
+        try:
+            texts = [item.decode() for item in items]
+        except UnicodeDecodeError:
+            pass
+        else:
+            it = iter(texts)
+            return dict(zip(it, it))
+    pairs = pairs_to_dict(items, pk)
+    return pairs if raw else decode_record(pairs, pk)
+
+
+def _getlist(reply: p.Reply, raw: bool) -> dict:
+    if not reply.ok:
+        raise _fail("misc getlist")
+    items: list[bytes] = reply.value  # type: ignore[assignment]
+    it = iter(items)
+    if raw:
+        return {pk: p.unpack_record(data) for pk, data in zip(it, it)}
+    out: dict = {}
+    for pk, data in zip(it, it):
+        try:
+            key = pk.decode()
+        except UnicodeDecodeError:
+            raise TyrantDecodeError(pk, None) from None
+        out[key] = decode_serialized(data, pk)
+    return out
+
+
+def _genuid(reply: p.Reply, _: Any) -> int:
+    if not reply.ok or not reply.value:
+        raise _fail("misc genuid")
+    return int(reply.value[0])  # type: ignore[index]
+
+
+def _setindex(reply: p.Reply, keep: bool) -> bool:
+    if reply.ok:
+        return True
+    if keep:
+        return False
+    raise TyrantCommandError("misc setindex", EMISC,
+                             "setindex failed (no such index to optimize/remove, invalid kind, "
+                             "or not a table database)")
+
+
+def _table_flag(reply: p.Reply, _: Any) -> bool:
+    return reply.ok
+
+
+def _table_status(reply: p.Reply, name: str) -> None:
+    if not reply.ok:
+        raise _fail(name)
+
+
+# ---------------------------------------------------------------------------
+# Builders: one per command. Each returns a Cmd.
+
+_enc_put = p.encode_put
+_enc_key = p.encode_key
+
+
+def put(key: Key, value: Key) -> Cmd:
+    return (_enc_put(key_bytes(key), key_bytes(value, "value"), p.PUT), p.PUT, _status, "put",
+            False)
+
+
+def putkeep(key: Key, value: Key) -> Cmd:
+    return (_enc_put(key_bytes(key), key_bytes(value, "value"), p.PUTKEEP), p.PUTKEEP, _flag,
+            "putkeep", False)
+
+
+def putcat(key: Key, value: Key) -> Cmd:
+    return (_enc_put(key_bytes(key), key_bytes(value, "value"), p.PUTCAT), p.PUTCAT, _status,
+            "putcat", False)
+
+
+def putshl(key: Key, value: Key, width: int) -> Cmd:
+    w = _int_arg(width, "width", 0, INT32_MAX)
+    frame = p.encode_putshl(key_bytes(key), key_bytes(value, "value"), w)
+    return (frame, p.PUTSHL, _status, "putshl", False)
+
+
+def putnr(key: Key, value: Key) -> Cmd:
+    return (_enc_put(key_bytes(key), key_bytes(value, "value"), p.PUTNR), p.PUTNR, _status,
+            "putnr", False)
+
+
+def out(key: Key) -> Cmd:
+    return (_enc_key(p.OUT, key_bytes(key)), p.OUT, _flag, "out", False)
+
+
+def get(key: Key, default: Any = None) -> Cmd:
+    return (_enc_key(p.GET, key_bytes(key)), p.GET, _value_or_default, default, True)
+
+
+def mget(keys: Iterable[Key]) -> Cmd:
+    return (p.encode_mget(_keys_list(keys, "keys", key_bytes)), p.MGET, _mget, None, True)
+
+
+def vsiz(key: Key, default: Any = None) -> Cmd:
+    return (_enc_key(p.VSIZ, key_bytes(key)), p.VSIZ, _value_or_default, default, True)
+
+
+def iterinit() -> Cmd:
+    return (p.encode_simple(p.ITERINIT), p.ITERINIT, _status, "iterinit", True)
+
+
+def iternext() -> Cmd:
+    return (p.encode_simple(p.ITERNEXT), p.ITERNEXT, _iternext, None, False)
+
+
+def fwmkeys(prefix: Key = b"", max: int | None = None) -> Cmd:
+    limit = -1 if max is None else _int_arg(max, "max", INT32_MIN, INT32_MAX)
+    frame = p.encode_fwmkeys(key_bytes(prefix, "prefix"), limit)
+    return (frame, p.FWMKEYS, _list, None, True)
+
+
+def addint(key: Key, num: int = 0) -> Cmd:
+    n = _int_arg(num, "num", INT32_MIN, INT32_MAX)
+    return (p.encode_addint(key_bytes(key), n), p.ADDINT, _counter, "addint", False)
+
+
+def adddouble(key: Key, num: float = 0.0) -> Cmd:
+    if isinstance(num, bool) or not isinstance(num, (int, float)):
+        raise TypeError(f"num must be a number, not {type(num).__name__}")
+    value = float(num)  # NaN travels as the C client sends it; the server refuses it
+    frame = p.encode_adddouble(key_bytes(key), value)  # ValueError when out of range
+    return (frame, p.ADDDOUBLE, _counter, "adddouble", False)
+
+
+def ext(name: Key, key: Key = b"", value: Key = b"", *, lock_record: bool = False,
+        lock_global: bool = False) -> Cmd:
+    opts = (p.EXT_LOCKREC if lock_record else 0) | (p.EXT_LOCKGLB if lock_global else 0)
+    frame = p.encode_ext(_name(name, "function name"), key_bytes(key), key_bytes(value, "value"),
+                         opts)
+    return (frame, p.EXT, _value, "ext", False)
+
+
+def sync() -> Cmd:
+    return (p.encode_simple(p.SYNC), p.SYNC, _status, "sync", False)
+
+
+def optimize(params: Key = b"") -> Cmd:
+    frame = p.encode_path(p.OPTIMIZE, _sized(params, "params"))
+    return (frame, p.OPTIMIZE, _status, "optimize", False)
+
+
+def vanish() -> Cmd:
+    return (p.encode_simple(p.VANISH), p.VANISH, _status, "vanish", False)
+
+
+def copy(path: Key) -> Cmd:
+    return (p.encode_path(p.COPY, _sized(path, "path")), p.COPY, _status, "copy", False)
+
+
+def restore(path: Key, ts: int = 0, *, check: bool = False) -> Cmd:
+    t = _int_arg(ts, "ts", 0, (1 << 64) - 1)
+    frame = p.encode_restore(_sized(path, "path"), t, p.REPL_CHECK if check else 0)
+    return (frame, p.RESTORE, _status, "restore", False)
+
+
+def setmst(host: Key = b"", port: int = 0, ts: int = 0, *, check: bool = False) -> Cmd:
+    prt = _int_arg(port, "port", 0, 65535)
+    t = _int_arg(ts, "ts", 0, (1 << 64) - 1)
+    frame = p.encode_setmst(_sized(host, "host"), prt, t, p.REPL_CHECK if check else 0)
+    return (frame, p.SETMST, _status, "setmst", False)
+
+
+def rnum() -> Cmd:
+    return (p.encode_simple(p.RNUM), p.RNUM, _value, "rnum", True)
+
+
+def size() -> Cmd:
+    return (p.encode_simple(p.SIZE), p.SIZE, _value, "size", True)
+
+
+def stat() -> Cmd:
+    return (p.encode_simple(p.STAT), p.STAT, _stat, None, True)
+
+
+def misc(name: Key, args: Iterable[Key] = (), opts: int = 0) -> Cmd:
+    name_b = _name(name, "function name")
+    args_b = _keys_list(args, "args", _sized)
+    o = _int_arg(opts, "opts", 0, 0xFFFFFFFF)
+    if name_b in (b"search", b"metasearch"):
+        read = not any(a.split(b"\0", 1)[0] in (b"out", b"remove") for a in args_b)
+    else:
+        read = name_b in READ_ONLY_MISC
+    return (p.encode_misc(name_b, args_b, o), p.MISC, _misc, name_b, read)
+
+
+# Table layer -----------------------------------------------------------------
+
+
+def table_put(pk: Key, record: Record) -> Cmd:
+    pkb = pk_bytes(pk)
+    frame = p.encode_misc(b"put", [pkb, *record_args(record, pkb)], 0)
+    return (frame, p.MISC, _table_status, "misc put", False)
+
+
+def table_putkeep(pk: Key, record: Record) -> Cmd:
+    pkb = pk_bytes(pk)
+    frame = p.encode_misc(b"putkeep", [pkb, *record_args(record, pkb)], 0)
+    return (frame, p.MISC, _table_flag, None, False)
+
+
+def table_putcat(pk: Key, record: Record) -> Cmd:
+    pkb = pk_bytes(pk)
+    frame = p.encode_misc(b"putcat", [pkb, *record_args(record, pkb)], 0)
+    return (frame, p.MISC, _table_status, "misc putcat", False)
+
+
+def table_out(pk: Key) -> Cmd:
+    frame = p.encode_misc(b"out", [pk_bytes(pk)], 0)
+    return (frame, p.MISC, _table_flag, None, False)
+
+
+def table_get(pk: Key, default: Any = None, *, raw: bool = False) -> Cmd:
+    pkb = pk_bytes(pk)
+    frame = p.encode_misc(b"get", [pkb], p.MISC_NOULOG)
+    return (frame, p.MISC, _table_get, (pkb, default, raw), True)
+
+
+def getlist(pks: Iterable[Key], *, raw: bool = False) -> Cmd:
+    keys = _keys_list(pks, "pks", pk_bytes)
+    return (p.encode_misc(b"getlist", keys, p.MISC_NOULOG), p.MISC, _getlist, raw, True)
+
+
+def putlist(records: Mapping[Any, Record] | Iterable[tuple[Any, Record]]) -> Cmd:
+    items = records.items() if isinstance(records, Mapping) else records
+    args: list[bytes] = []
+    for pk, record in items:
+        pkb = pk_bytes(pk, "primary key in records")
+        args.append(pkb)
+        args.append(serialize_record(record, pkb))
+    if len(args) > p.MAX_COUNT:
+        raise ValueError(f"records has {len(args) // 2} entries; at most {p.MAX_COUNT // 2} fit "
+                         "in one request")
+    return (p.encode_misc(b"putlist", args, 0), p.MISC, _table_status, "misc putlist", False)
+
+
+def outlist(pks: Iterable[Key]) -> Cmd:
+    keys = _keys_list(pks, "pks", pk_bytes)
+    return (p.encode_misc(b"outlist", keys, 0), p.MISC, _table_status, "misc outlist", False)
+
+
+def index_kind(kind: int | str) -> int:
+    if isinstance(kind, str):
+        try:
+            return INDEX_KINDS[kind.lower()]
+        except KeyError:
+            raise ValueError(
+                f"unknown index kind {kind!r}; use one of {', '.join(sorted(INDEX_KINDS))}"
+            ) from None
+    if isinstance(kind, bool) or not isinstance(kind, int):
+        raise TypeError(f"index kind must be a name or an int, not {type(kind).__name__}")
+    if kind not in (0, 1, 2, 3, INDEX_OPTIMIZE, INDEX_VOID):
+        raise ValueError(f"unknown index kind {kind}")
+    return kind
+
+
+def setindex(column: Key, kind: int | str, *, keep: bool = False) -> Cmd:
+    name = _sized(column, "column")  # "" (the primary key) is accepted by the server
+    if b"\0" in name:
+        raise ValueError(f"column {name!r} contains a NUL byte")
+    code = index_kind(kind) | (INDEX_KEEP if keep else 0)
+    frame = p.encode_misc(b"setindex", [name, str(code).encode()], 0)
+    return (frame, p.MISC, _setindex, keep, False)
+
+
+def genuid() -> Cmd:
+    return (p.encode_misc(b"genuid", [], 0), p.MISC, _genuid, None, False)
+
+
+#: Builders by method name, aliases included (used by the pipelines).
+BUILDERS: dict[str, Callable[..., Cmd]] = {
+    "put": put, "putkeep": putkeep, "putcat": putcat, "putshl": putshl, "putnr": putnr,
+    "out": out, "get": get, "mget": mget, "vsiz": vsiz, "iterinit": iterinit,
+    "iternext": iternext, "fwmkeys": fwmkeys, "addint": addint, "adddouble": adddouble,
+    "ext": ext, "sync": sync, "optimize": optimize, "vanish": vanish, "copy": copy,
+    "restore": restore, "setmst": setmst, "rnum": rnum, "size": size, "stat": stat,
+    "misc": misc, "table_put": table_put, "table_putkeep": table_putkeep,
+    "table_putcat": table_putcat, "table_out": table_out, "table_get": table_get,
+    "getlist": getlist, "putlist": putlist, "outlist": outlist, "setindex": setindex,
+    "genuid": genuid,
+}
+ALIASES: dict[str, str] = {
+    "multi_get": "getlist", "multi_set": "putlist", "multi_del": "outlist",
+    "prefix_keys": "fwmkeys", "get_stats": "stat", "generate_key": "genuid",
+    "call_func": "ext", "get_size": "vsiz", "concat": "putcat", "clear": "vanish",
+}
+
+
+# ---------------------------------------------------------------------------
+# Pipelines: queued commands, one frame, results in order
+
+
+def pipeline_frame(cmds: list[Cmd]) -> tuple[bytes, list[int]]:
+    """All queued requests as one frame, and their command codes."""
+    return b"".join([cmd[0] for cmd in cmds]), [cmd[1] for cmd in cmds]
+
+
+def pipeline_results(cmds: list[Cmd], replies: list[p.Reply], raise_on_error: bool) -> list[Any]:
+    """Parse each reply with its command's parser; a failure becomes its
+    exception (raised after all were parsed when ``raise_on_error``)."""
+    results: list[Any] = []
+    first_error: TyrantError | None = None
+    for cmd, reply in zip(cmds, replies):
+        try:
+            results.append(cmd[2](reply, cmd[3]))
+        except TyrantError as exc:
+            results.append(exc)
+            if first_error is None:
+                first_error = exc
+    if raise_on_error and first_error is not None:
+        raise first_error
+    return results
+
+
+class PipelineBase:
+    """The command queue shared by the blocking and the asyncio pipelines.
+
+    Has one method per command of the clients (aliases included), each
+    validating its arguments at once and returning the pipeline.
+    """
+
+    def __init__(self) -> None:
+        self._cmds: list[Cmd] = []
+
+    def _take(self) -> list[Cmd]:
+        cmds = self._cmds
+        self._cmds = []
+        return cmds
+
+    def reset(self) -> None:
+        """Forget the queued commands."""
+        self._cmds = []
+
+    def __len__(self) -> int:
+        return len(self._cmds)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __setitem__(self, pk: Key, record: Record) -> None:
+        self._cmds.append(table_put(pk, record))
+
+    if TYPE_CHECKING:  # the generated command methods below
+
+        def __getattr__(self, name: str) -> Callable[..., Any]: ...
+
+
+def _queued(name: str, builder: Callable[..., Cmd]) -> Callable[..., Any]:
+    def method(self: PipelineBase, *args: Any, **kwargs: Any) -> PipelineBase:
+        self._cmds.append(builder(*args, **kwargs))
+        return self
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"Queue ``{builder.__name__}``; see the client method of that name."
+    return method
+
+
+for _method, _builder in BUILDERS.items():
+    setattr(PipelineBase, _method, _queued(_method, _builder))
+for _alias, _target in ALIASES.items():
+    setattr(PipelineBase, _alias, _queued(_alias, BUILDERS[_target]))
+del _method, _builder, _alias, _target
