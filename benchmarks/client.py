@@ -198,10 +198,12 @@ def bench_bulk(t: Tyrant, n_calls: int, rounds: int) -> None:
 
     for name, single, bulk in (("put", single_put, bulk_put), ("get", single_get, bulk_get)):
         single(), bulk()
-        s_ops, _ = best(single, rounds)
-        b_ops, _ = best(bulk, rounds)
+        s_ops, s_cpu = best(single, rounds)
+        b_ops, b_cpu = best(bulk, rounds)
         emit(bench=f"b-bulk-{name}-1000", records_per_call=1000, bulk_records_per_s=b_ops,
-             single_records_per_s=s_ops, ratio=b_ops / s_ops, target=">= 20",
+             single_records_per_s=s_ops, ratio=b_ops / s_ops,
+             bulk_client_cpu_us_per_record=b_cpu, single_client_cpu_us_per_record=s_cpu,
+             bulk_server_bound_share=1 - b_cpu * b_ops / 1e6, target=">= 20",
              ok=b_ops / s_ops >= 20)
 
 
@@ -227,9 +229,11 @@ def bench_pipeline(t: Tyrant, n: int, n_seq: int) -> None:
         return n
 
     seq_ops, _ = measure(sequential)
-    pl_ops, _ = measure(pipelined)
+    pl_ops, pl_cpu = measure(pipelined)
     emit(bench=f"c-pipelined-put-{n}", pipelined_ops_per_s=pl_ops, sequential_ops_per_s=seq_ops,
-         ratio=pl_ops / seq_ops, target=">= 10", ok=pl_ops / seq_ops >= 10)
+         ratio=pl_ops / seq_ops, pipelined_client_cpu_us_per_op=pl_cpu,
+         pipelined_server_bound_share=1 - pl_cpu * pl_ops / 1e6, target=">= 10",
+         ok=pl_ops / seq_ops >= 10)
 
 
 # -- (d) asyncio concurrency ------------------------------------------------------

@@ -79,6 +79,8 @@ def _conj(conds: Iterable[Cond]) -> Conj | None:
 
 def _simplify(conjs: Iterable[Conj]) -> Filter:
     unique = list(dict.fromkeys(conjs))
+    if len(unique) < 2:
+        return tuple(unique)
     if () in unique:
         return TRUE
     # Drop a conjunction that is a superset of another (it adds nothing to the union).
@@ -100,6 +102,9 @@ def all_of(*filters: Filter) -> Filter:
     result: Filter = TRUE
     for f in filters:
         if f == TRUE:
+            continue
+        if result == TRUE:
+            result = f
             continue
         combined = (_conj(a + b) for a, b in product(result, f))
         result = _simplify(c for c in combined if c is not None)

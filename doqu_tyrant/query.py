@@ -101,6 +101,13 @@ class QueryAdapter(BaseQueryAdapter[D]):
 
     # -- building -----------------------------------------------------------------------
 
+    def _clone(self: _Q, **changes: Any) -> _Q:
+        clone = object.__new__(type(self))
+        state = clone.__dict__
+        state.update(self.__dict__)
+        state.update(changes)
+        return clone
+
     def _with(self: _Q, pos: Filter, neg: Filter) -> _Q:
         pos, neg = _normalize(pos, neg)
         return self._clone(_pos=pos, _neg=neg)

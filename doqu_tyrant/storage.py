@@ -17,6 +17,7 @@ reconnects by itself.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import chain
 from typing import Any, TypeVar
 
 from doqu.backend_base import BaseStorageAdapter
@@ -28,12 +29,18 @@ from doqu_tyrant.lookups import lookup_manager
 from doqu_tyrant.query import QueryAdapter
 from doqu_tyrant.records import decode_pairs, key_bytes, key_text, parse_serialized
 from doqu_tyrant.tyrant.client import DEFAULT_PORT, Tyrant, parse_url
-from doqu_tyrant.tyrant.errors import EKEEP, TyrantCommandError, TyrantError
+from doqu_tyrant.tyrant.errors import TyrantError
 from doqu_tyrant.tyrant.protocol import MISC_NOULOG
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "StorageAdapter"]
 
 D = TypeVar("D", bound=Document)
+
+
+DEFAULT_HOST = "127.0.0.1"
+#: How many generated keys ``save`` tries before giving up (each taken one
+#: belongs to a record saved under that key by hand).
+MAX_KEY_ATTEMPTS = 1000
 
 
 def _name_bytes(name: Any) -> bytes:
@@ -42,12 +49,6 @@ def _name_bytes(name: Any) -> bytes:
     if isinstance(name, bytes):
         return name
     raise TypeError(f"column names are text, not {type(name).__name__} {name!r}")
-
-
-DEFAULT_HOST = "127.0.0.1"
-#: How many generated keys ``save`` tries before giving up (each taken one
-#: belongs to a record saved under that key by hand).
-MAX_KEY_ATTEMPTS = 1000
 
 
 class StorageAdapter(BaseStorageAdapter):
@@ -177,6 +178,10 @@ class StorageAdapter(BaseStorageAdapter):
         build = doc_class.from_storage
         return [build(self, key, found[key]) for key in keys]
 
+    def find(self, doc_class: type[D], **conditions: Any) -> QueryAdapter[D]:
+        """A lazy query over ``doc_class`` (see :class:`~doqu_tyrant.query.QueryAdapter`)."""
+        return super().find(doc_class, **conditions)  # type: ignore[return-value]
+
     def save(self, data: Mapping[str, Any], primary_key: str | int | None = None) -> str:
         """Store ``data`` (a complete record) and return its key as text.
 
@@ -191,30 +196,35 @@ class StorageAdapter(BaseStorageAdapter):
             data, primary_key = primary_key, data  # type: ignore[assignment]
         if not isinstance(data, Mapping):
             raise TypeError(f"save() stores a mapping of columns, not {type(data).__name__}")
-        columns = self._columns(data)
+        record = self._record(data)
         client = self.client
         if primary_key is not None:
             key = normalize_key(primary_key)
-            client.misc(b"put", [key_bytes(key), *columns])
+            client.table_put(key_bytes(key), record)
             return key
         for _ in range(MAX_KEY_ATTEMPTS):
             key = str(client.genuid())
-            try:
-                client.misc(b"putkeep", [key.encode(), *columns])
-            except TyrantCommandError as exc:
-                if exc.code != EKEEP:
-                    raise
-                continue  # saved by hand under that number: take the next one
-            return key
+            if client.table_putkeep(key, record):
+                return key
+            # else: a record was saved by hand under that number; take the next one
         raise TyrantError(
             f"no free generated key after {MAX_KEY_ATTEMPTS} attempts: records were saved "
             "by hand under the next numbers"
         )
 
-    def _columns(self, data: Mapping[Any, Any]) -> list[bytes]:
-        """The record as the flat ``name, value, ...`` list of a table put, validated."""
-        columns: list[bytes] = []
-        append = columns.append
+    def _record(self, data: Mapping[Any, Any]) -> Mapping[Any, Any]:
+        """``data`` checked (and converted where needed) so that the put cannot fail."""
+        if type(data) is dict and data and "" not in data:
+            # The common case, checked in bulk: text names and values, no NUL inside.
+            try:
+                text = "\0".join(chain.from_iterable(data.items()))
+                text.encode()
+            except (TypeError, UnicodeEncodeError):
+                pass
+            else:
+                if text.count("\0") == 2 * len(data) - 1:
+                    return data
+        record: dict[Any, Any] = {}
         for name, value in data.items():
             if value.__class__ is not str and not isinstance(value, bytes):
                 value = self.converter_manager.to_db(value, self)
@@ -231,9 +241,8 @@ class StorageAdapter(BaseStorageAdapter):
                 )
             if b"\0" in value_b:
                 raise ValueError(f"column {name!r}: the value {value!r} contains a NUL byte")
-            append(name_b)
-            append(value_b)
-        return columns
+            record[name] = value
+        return record
 
     def delete(self, primary_key: str | int) -> None:
         """Delete the record; ``KeyError`` if there is none."""

@@ -70,6 +70,7 @@ class AsyncConnection(asyncio.Protocol):
         self.exclusive = False
         self._pool = pool
         self._paused = False
+        self._out: list[bytes] = []
 
     # -- asyncio.Protocol ------------------------------------------------------
 
@@ -104,12 +105,25 @@ class AsyncConnection(asyncio.Protocol):
         decoder = self.decoder
         for command in commands:
             decoder.expect(command)
-        transport.write(frame)
+        if not self.waiters and not self._out:
+            transport.write(frame)  # nothing in flight: no reason to wait
+        else:
+            # Requests of several tasks issued in the same turn of the loop go
+            # out together in one write (and reach the server as one batch).
+            if not self._out:
+                self.loop.call_soon(self._flush)
+            self._out.append(frame)
         waiter = _Waiter(len(commands), self.loop.create_future(), queue)
         self.waiters.append(waiter)
         if commands[0] == p.PUTNR or decoder.buffered:
             self._dispatch()
         return waiter
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        transport = self.transport
+        if out and not self.closed and transport is not None and not transport.is_closing():
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def _dispatch(self) -> None:
         decoder = self.decoder
@@ -223,13 +237,20 @@ class AsyncConnectionPool:
         if asyncio.get_running_loop() is not self._loop:
             return None
         best: AsyncConnection | None = None
+        idle: AsyncConnection | None = None
         for conn in self._conns:
             if conn.closed or conn.exclusive:
                 continue
+            if conn._out:
+                return conn  # join the batch being gathered in this turn
             if not conn.waiters:
-                return conn
+                if idle is None:
+                    idle = conn
+                continue
             if best is None or len(conn.waiters) < len(best.waiters):
                 best = conn
+        if idle is not None:
+            return idle
         if best is not None and len(self._conns) + self._opening >= self.size:
             return best
         return None

@@ -439,7 +439,7 @@ class Tyrant:
         return self._run(c.putcat(key, value))  # type: ignore[no-any-return]
 
     def putshl(self, key: c.Key, value: c.Key, width: int) -> None:
-        """Append, then keep only the last ``width`` bytes."""
+        """Append, then keep only the last ``width`` bytes (``key`` must not be empty)."""
         return self._run(c.putshl(key, value, width))  # type: ignore[no-any-return]
 
     def putnr(self, key: c.Key, value: c.Key) -> None:

@@ -390,7 +390,11 @@ def putcat(key: Key, value: Key) -> Cmd:
 
 def putshl(key: Key, value: Key, width: int) -> Cmd:
     w = _int_arg(width, "width", 0, INT32_MAX)
-    frame = p.encode_putshl(key_bytes(key), key_bytes(value, "value"), w)
+    k = key_bytes(key)
+    if not k:
+        # ttserver aborts on PUTSHL with an empty key to a table (spec §10).
+        raise ValueError("key of putshl must not be empty")
+    frame = p.encode_putshl(k, key_bytes(value, "value"), w)
     return (frame, p.PUTSHL, _status, "putshl", False)
 
 

@@ -11,42 +11,7 @@ query and nothing is sent until a result is asked for::
     q.delete()    # 12                       one "search" with "out"
     (q1 | q2).order_by("name").keys()        # one "metasearch"
 
-Lookups (``column__lookup=value``; a bare ``column=value`` means ``eq``):
-
-==================================  ===========  ====================================
-lookup                              operator     value
-==================================  ===========  ====================================
-``eq``, ``exact``                   STREQ/NUMEQ  text → string equality; int, float,
-                                                 Decimal → numeric equality
-``contains``                        STRINC       text (substring)
-``startswith`` / ``endswith``       STRBW/STREW  text
-``all`` / ``any``                   STRAND/STROR tokens: a list, or one text of
-                                                 comma/space separated tokens
-``in``                              STROREQ /    a list of texts (string op) or of
-                                    NUMOREQ      numbers (numeric op); ``[]`` matches
-                                                 nothing
-``regex`` / ``iregex``              STRRX        POSIX extended regex (``iregex``:
-                                                 ASCII case-insensitive)
-``gt`` ``gte``/``ge`` ``lt``        NUMGT NUMGE  a number (or its text)
-``lte``/``le``                      NUMLT NUMLE
-``between``                         NUMBT        ``(low, high)``, both inclusive
-``search`` (``phrase``, ``fts``)    FTSPH        full-text phrase
-``search_all`` (``fts_all``)        FTSAND       full-text: all words (list or text)
-``search_any`` (``fts_any``)        FTSOR        full-text: any word (list or text)
-``search_expr`` (``fts_expr``)      FTSEX        full-text expression (``a && b``,
-                                                 ``a || b``, ``a !! b``, ``"a b"``)
-``exists``                          STRRX ""     True: the record has the column;
-                                                 False: it lacks it
-``streq`` … ``ftsex``               that op      the server's operator names: the
-                                                 value is sent as given
-==================================  ===========  ====================================
-
-Append ``__noidx`` to a lookup to keep the server from using an index
-(``name__startswith__noidx="a"``). ``exclude(...)`` negates each of its
-conditions: ``exclude(a=1, b=2)`` keeps records where neither holds (the
-server's negated conditions also match records that lack the column). The
-primary key is the column ``""`` (:data:`PK`): ``filter(**{PK + "__startswith":
-"user:"})`` or ``condition(PK, Op.STRBW, "user:")``.
+The lookup names are listed in :class:`BaseQuery`.
 
 Bad input — an unknown lookup, a NUL byte, a value of the wrong type, a
 negative or absurd limit — raises ``ValueError``/``TypeError`` before
@@ -404,6 +369,34 @@ class BaseQuery:
     A *simple* query has conditions; a *compound* one (made with ``|``, ``&``,
     ``-``) combines simple ones through the server's metasearch. Both can be
     ordered, sliced and restricted to some columns.
+
+    Lookups (``column__lookup=value``; a bare ``column=value`` means ``eq``):
+
+    * ``eq``, ``exact`` — STREQ for a text, NUMEQ for an int, float or Decimal;
+    * ``contains``, ``startswith``, ``endswith`` — STRINC, STRBW, STREW;
+    * ``all``, ``any`` — STRAND, STROR: a list of tokens, or one text of comma or
+      space separated tokens;
+    * ``in`` — STROREQ for a list of texts, NUMOREQ for a list of numbers
+      (``[]`` matches nothing);
+    * ``regex``, ``iregex`` — STRRX, POSIX extended (``iregex``: ASCII
+      case-insensitive);
+    * ``gt``, ``gte``/``ge``, ``lt``, ``lte``/``le`` — NUMGT, NUMGE, NUMLT, NUMLE;
+    * ``between`` — NUMBT with a ``(low, high)`` pair, both inclusive;
+    * ``search`` (``phrase``, ``fts``) — FTSPH, a full-text phrase;
+    * ``search_all`` (``fts_all``), ``search_any`` (``fts_any``) — FTSAND, FTSOR:
+      all / any of the words (a list or a text);
+    * ``search_expr`` (``fts_expr``) — FTSEX: ``a && b``, ``a || b``,
+      ``a !! b``, ``"a b"``;
+    * ``exists`` — True: the record has the column; False: it lacks it;
+    * ``streq`` … ``ftsex`` — the server's operator names; the value is sent as
+      given.
+
+    Append ``__noidx`` to a lookup to keep the server from using an index
+    (``name__startswith__noidx="a"``). ``exclude(...)`` negates each of its
+    conditions: ``exclude(a=1, b=2)`` keeps records where neither holds (the
+    server's negated conditions also match records that lack the column). The
+    primary key is the column ``""`` (:data:`PK`): ``filter(**{PK + "__startswith":
+    "user:"})`` or ``condition(PK, Op.STRBW, "user:")``.
     """
 
     __slots__ = ("_client", "_conds", "_order", "_limit", "_columns", "_parts", "_mstype")

@@ -56,12 +56,16 @@ class Seen:
         return sum(self.delta().values())
 
 
+#: The type of the ``requests`` fixture.
+Requests = Callable[[], contextlib.AbstractContextManager[Seen]]
+
+
 def _counters(client: Tyrant) -> dict[str, int]:
     return {k: int(v) for k, v in client.stat().items() if k.startswith("cnt_")}
 
 
 @pytest.fixture
-def requests(raw: Tyrant) -> Callable[[], contextlib.AbstractContextManager[Seen]]:
+def requests(raw: Tyrant) -> Requests:
     """Count the requests a block sends (via the server's ``stat`` counters)."""
 
     @contextlib.contextmanager

@@ -16,6 +16,8 @@ import pytest
 from doqu import Document, IncomingDataError, IncomingDataWarning, ValidationError
 from doqu_tyrant import StorageAdapter
 from doqu_tyrant.tyrant import Tyrant, TyrantConnectionError
+from tests.backend.conftest import Requests
+from tests.conftest import ServerFactory
 
 
 class Old(Document):
@@ -174,7 +176,8 @@ def test_row_09_queries_do_not_cache_results(db: StorageAdapter, old: Tyrant) ->
     assert len([d for d in q]) == 4 and q.count() == 4
 
 
-def test_row_10_invalid_values_are_kept_and_save_raises(db: StorageAdapter, requests) -> None:  # type: ignore[no-untyped-def]
+def test_row_10_invalid_values_are_kept_and_save_raises(db: StorageAdapter,
+                                                        requests: Requests) -> None:
     # old: logged, turned into None, and saved as ""
     doc = Old(age="twelve", born="2020-01-01")
     assert doc["age"] == "twelve"
@@ -224,7 +227,7 @@ def test_row_13_keys_are_text_everywhere(db: StorageAdapter) -> None:
     assert all(isinstance(d.pk, str) for d in db.find(Old))
 
 
-def test_row_14_the_next_call_reconnects_by_itself(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_row_14_the_next_call_reconnects_by_itself(server_factory: ServerFactory) -> None:
     # old: every call failed after a dropped connection until reconnect()
     server = server_factory("table")
     db = StorageAdapter(url=server.url, timeout=5)
@@ -238,7 +241,7 @@ def test_row_14_the_next_call_reconnects_by_itself(server_factory) -> None:  # t
     db.disconnect()
 
 
-def test_row_15_one_request_per_call(db: StorageAdapter, old: Tyrant, requests) -> None:  # type: ignore[no-untyped-def]
+def test_row_15_one_request_per_call(db: StorageAdapter, old: Tyrant, requests: Requests) -> None:
     # old: get = type check + get; get_many = one GET per key; a query = 4 STATs
     with requests() as seen:
         db.get(Old, "alice")

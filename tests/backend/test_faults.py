@@ -7,14 +7,16 @@ import pytest
 from doqu_tyrant import StorageAdapter
 from doqu_tyrant.tyrant import TyrantConnectionError
 from tests.backend.models import Item
+from tests.conftest import ServerFactory
+from tests.servers import ServerProcess
 
 
 @pytest.fixture
-def server(server_factory):  # type: ignore[no-untyped-def]
+def server(server_factory: ServerFactory) -> ServerProcess:
     return server_factory("table")
 
 
-def test_killed_server_raises_then_recovers_after_restart(server) -> None:  # type: ignore[no-untyped-def]
+def test_killed_server_raises_then_recovers_after_restart(server: ServerProcess) -> None:
     db = StorageAdapter(url=server.url, timeout=5, pool_size=2)
     keys = [Item(text=str(i), number=i).save(db) for i in range(5)]
     server.kill()
@@ -31,7 +33,7 @@ def test_killed_server_raises_then_recovers_after_restart(server) -> None:  # ty
     db.disconnect()
 
 
-def test_restart_between_calls_is_invisible(server) -> None:  # type: ignore[no-untyped-def]
+def test_restart_between_calls_is_invisible(server: ServerProcess) -> None:
     db = StorageAdapter(url=server.url, timeout=5)
     key = Item(text="x").save(db)
     server.restart()
@@ -41,7 +43,7 @@ def test_restart_between_calls_is_invisible(server) -> None:  # type: ignore[no-
     db.disconnect()
 
 
-def test_explicit_reconnect_after_a_failure(server) -> None:  # type: ignore[no-untyped-def]
+def test_explicit_reconnect_after_a_failure(server: ServerProcess) -> None:
     db = StorageAdapter(url=server.url, timeout=5)
     server.kill()
     with pytest.raises(TyrantConnectionError):

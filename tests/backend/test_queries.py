@@ -12,6 +12,7 @@ import pytest
 from doqu import Document
 from doqu_tyrant import QueryAdapter, StorageAdapter
 from doqu_tyrant.tyrant import Tyrant
+from tests.backend.conftest import Requests
 
 
 class Person(Document):
@@ -160,7 +161,7 @@ def test_where_not_of_several_conditions_drops_records_matching_all(
         "dan", "eve", "fay"]
 
 
-def test_queries_are_immutable_and_lazy(people: QueryAdapter[Person], requests) -> None:  # type: ignore[no-untyped-def]
+def test_queries_are_immutable_and_lazy(people: QueryAdapter[Person], requests: Requests) -> None:
     base = people.where(city="Oslo")
     with requests() as seen:
         narrowed = base.where(age__gt=50).order_by("-age")
@@ -204,7 +205,7 @@ def test_values_keep_unreadable_text(db: StorageAdapter, raw: Tyrant) -> None:
     assert db.find(Person).values("age") == ["abc", 7]
 
 
-def test_delete(people: QueryAdapter[Person], db: StorageAdapter, requests) -> None:  # type: ignore[no-untyped-def]
+def test_delete(people: QueryAdapter[Person], db: StorageAdapter, requests: Requests) -> None:
     with requests() as seen:
         people.where(city="Oslo").delete()
     assert seen.delta() == {"misc": 1}
@@ -225,7 +226,7 @@ def test_repr_shows_the_first_records(db: StorageAdapter) -> None:
     assert "p09" in text and "p10" not in text and "truncated" in text
     assert repr(db.find(Person).where(age=3)).count("<Person") == 1
     db.disconnect()
-    assert "disconnected" in repr(db.find.__self__.query_adapter(db, Person))
+    assert "disconnected" in repr(QueryAdapter(db, Person))
 
 
 def test_query_adapter_can_be_built_directly(db: StorageAdapter) -> None:

@@ -12,7 +12,9 @@ from doqu.backend_base import ConverterNotFound
 from doqu.validators import Required
 from doqu_tyrant import QueryAdapter, StorageAdapter
 from doqu_tyrant.tyrant import Tyrant
+from tests.backend.conftest import Requests
 from tests.backend.models import Item
+from tests.conftest import ServerFactory
 
 
 class Person(Document):
@@ -73,7 +75,7 @@ def test_get_and_get_many(db: StorageAdapter) -> None:
     assert one.value.args[0] == "x"
 
 
-def test_get_and_get_many_cost_one_request(db: StorageAdapter, requests) -> None:  # type: ignore[no-untyped-def]
+def test_get_and_get_many_cost_one_request(db: StorageAdapter, requests: Requests) -> None:
     keys = [db.save({"name": str(i)}) for i in range(50)]
     with requests() as seen:
         db.get(Person, keys[0])
@@ -181,7 +183,7 @@ def test_settings_and_repr(tyrant_url: str) -> None:
     ],
 )
 def test_bad_input_raises_before_anything_is_sent(
-    db: StorageAdapter, requests, data: dict, error: type[Exception], match: str  # type: ignore[no-untyped-def]
+    db: StorageAdapter, requests: Requests, data: dict, error: type[Exception], match: str
 ) -> None:
     with requests() as seen:
         with pytest.raises(error, match=match):
@@ -215,7 +217,7 @@ def test_connecting_to_nothing_raises_connection_error(tyrant_url: str) -> None:
         StorageAdapter(host="127.0.0.1", port=1, timeout=2)
 
 
-def test_a_non_table_database_is_refused(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_a_non_table_database_is_refused(server_factory: ServerFactory) -> None:
     from doqu import ImproperlyConfigured
 
     server = server_factory("hash")

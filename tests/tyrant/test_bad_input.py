@@ -33,6 +33,7 @@ CASES: list[tuple[str, Callable[[Tyrant], object], type, str]] = [
     ("mget of a str", lambda t: t.mget("abc"), TypeError, "keys"),
     ("mget item", lambda t: t.mget(["a", 2]), TypeError, "keys[1]"),
     ("negative width", lambda t: t.putshl("k", "v", -1), ValueError, "width"),
+    ("putshl empty key", lambda t: t.putshl("", "v", 1), ValueError, "empty"),
     ("addint overflow", lambda t: t.addint("k", 1 << 31), ValueError, "num"),
     ("addint float", lambda t: t.addint("k", 1.5), TypeError, "num"),
     ("adddouble str", lambda t: t.adddouble("k", "1"), TypeError, "num"),
