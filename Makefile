@@ -25,11 +25,12 @@ venv: $(PY)
 demo: deps
 	PYTHONPATH=$(CURDIR) $(PYTHON) examples/demo.py
 
+# Lint, types and docs first, so the test summary is the last line printed.
 test: deps venv
-	$(PY) -m pytest -q
 	$(PY) -m ruff check doqu doqu_tyrant tests benchmarks examples
 	$(PY) -m mypy
 	$(PY) -m sphinx -q -W -b html docs docs/_build/html
+	$(PY) -m pytest -q
 
 lint: venv
 	$(PY) -m ruff check doqu doqu_tyrant tests benchmarks examples
