@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"TCP port, 0 = any free port (default: {DEFAULT_PORT})")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
-                        help="worker threads for slow commands (default: %(default)s)")
+                        help="worker threads for long whole-database commands: SYNC, "
+                        "OPTIMIZE, VANISH, COPY, RESTORE, setindex (default: %(default)s)")
     parser.add_argument("--pid", metavar="FILE", help="write the process id to FILE")
     parser.add_argument("--log", metavar="FILE", help="append the log to FILE (else stderr)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")

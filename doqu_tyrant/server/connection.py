@@ -1,10 +1,11 @@
 """One client connection: bytes in → codec → commands → one write per batch.
 
-Requests are handled in arrival order. Cheap commands run inline on the
-event loop; slow ones (scans, searches, file work) run in the worker pool
-while the connection stops reading, so its replies stay in order and other
-connections carry on. Replies to everything decoded from one chunk of input
-are written with a single ``transport.write``.
+Requests are handled in arrival order. Most commands run inline on the
+event loop; the rare long ones (SYNC, OPTIMIZE, VANISH, COPY, RESTORE,
+setindex …) run in the worker pool while the connection stops reading, so
+its replies stay in order and the loop stays free for the others. Replies
+to everything decoded from one chunk of input are written with a single
+``transport.write``.
 
 Malformed input is handled as ttserver handles it (spec §11): a rejected
 header produces no reply; the bytes after it are parsed as the next request,
