@@ -10,6 +10,14 @@ the same with 16 concurrent connections (16 client processes), and table
 index). The target must be a table database (``.tct``); the script VANISHes
 it first. Clients use the sans-IO codec on raw sockets, so the same script
 measures any Tyrant server, e.g. a real ttserver side by side.
+
+    python benchmarks/server.py --cpu                # the bundled server's CPU time
+
+``--cpu`` measures the bundled server's own CPU time per request or record,
+in this process (no sockets: a connection is fed the bytes a client would
+send and its replies are checked): pipelined PUT and GET, MGET, table
+putlist/getlist of 1,000 records, single table put/get. Far less noisy than
+throughput over loopback on a shared machine.
 """
 
 from __future__ import annotations
@@ -118,6 +126,105 @@ def concurrent(kind: str, host: str, port: int, clients: int, n: int) -> float:
 
 
 RESULTS: list[dict[str, object]] = []
+
+
+# -- in-process server CPU (--cpu) ---------------------------------------------------
+
+
+def cpu_figures(repeats: int) -> None:
+    """CPU µs per request/record of the bundled server's code, fed in-process."""
+    import asyncio
+    import concurrent.futures
+    import statistics
+
+    from doqu_tyrant.server.app import Engine
+    from doqu_tyrant.server.cabinet import Cabinet
+    from doqu_tyrant.server.commands import Commands
+    from doqu_tyrant.server.connection import Connection
+
+    class Sink(asyncio.Transport):
+        """Collects what the connection writes."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.data: list[bytes] = []
+
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            self.data.append(bytes(data))
+
+        def is_closing(self) -> bool:
+            return False
+
+        def get_extra_info(self, name: str, default: object = None) -> object:
+            return default
+
+        def pause_reading(self) -> None:
+            pass
+
+        def resume_reading(self) -> None:
+            pass
+
+    loop = asyncio.new_event_loop()
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    directory = tempfile.mkdtemp()
+
+    def open_db(name: str) -> tuple[Cabinet, Connection, Sink]:
+        db = Cabinet(os.path.join(directory, name))
+        engine = Engine(loop, executor, Commands(db), p.MAX_LENGTH, 30.0)
+        conn, sink = Connection(engine), Sink()
+        conn.connection_made(sink)
+        return db, conn, sink
+
+    def figure(name: str, per: str, count: int, chunks: list[bytes], conn: Connection,
+               sink: Sink, expect: bytes | None = None) -> None:
+        feed = conn.data_received
+        sink.data.clear()
+        for chunk in chunks:  # warm up, and fill the database for reads
+            feed(chunk)
+        if expect is not None and b"".join(sink.data) != expect:
+            raise RuntimeError(f"{name}: unexpected replies")
+        runs = []
+        for _ in range(repeats):
+            sink.data.clear()
+            cpu = time.process_time()
+            for chunk in chunks:
+                feed(chunk)
+            runs.append((time.process_time() - cpu) / count * 1e6)
+        line = {"benchmark": f"cpu_{name}", f"cpu_us_per_{per}": round(statistics.median(runs), 3),
+                f"best_cpu_us_per_{per}": round(min(runs), 3), per + "s": count,
+                "repeats": repeats}
+        print(json.dumps(line), flush=True)
+
+    def in_chunks(data: bytes, size: int = 1 << 18) -> list[bytes]:
+        return [data[i : i + size] for i in range(0, len(data), size)]  # as a socket reads
+
+    _, kv, kv_sink = open_db("cpu.tch")
+    n = 100_000
+    keys = [b"pl%07d" % i for i in range(n)]
+    value = b"col\0" + b"x" * 96
+    puts = b"".join(p.encode_put(k, value) for k in keys)
+    figure("pipelined_put", "request", n, in_chunks(puts), kv, kv_sink, b"\0" * n)
+    gets = b"".join(p.encode_key(p.GET, k) for k in keys)
+    figure("pipelined_get", "request", n, in_chunks(gets), kv, kv_sink,
+           p.reply_bytes(value) * n)
+    mgets = [p.encode_mget(keys[i : i + 1000]) for i in range(0, 20_000, 1000)]
+    figure("mget_1000", "record", 20_000, mgets, kv, kv_sink)
+
+    _, table, table_sink = open_db("cpu.tct")
+    pks = [b"rec%05d" % i for i in range(1000)]
+    records = [b"name\0user %d\0age\0%d\0city\0tokyo\0bio\0%s" % (i, i % 90, b"x" * 60)
+               for i in range(1000)]
+    args = [x for pair in zip(pks, records) for x in pair]
+    putlist = p.encode_misc(b"putlist", args)
+    figure("table_putlist_1000", "record", 5000, [putlist] * 5, table, table_sink,
+           p.reply_list([]) * 5)
+    getlist = p.encode_misc(b"getlist", pks, p.MISC_NOULOG)
+    figure("table_getlist_1000", "record", 5000, [getlist] * 5, table, table_sink,
+           p.reply_list(args) * 5)
+    singles = [p.encode_misc(b"put", [pk, *rec.split(b"\0")]) for pk, rec in zip(pks, records)]
+    figure("table_single_put", "request", 1000, singles, table, table_sink)
+    singles = [p.encode_misc(b"get", [pk], p.MISC_NOULOG) for pk in pks]
+    figure("table_single_get", "request", 1000, singles, table, table_sink)
 
 
 def emit(name: str, ops: int, seconds: float, url: str, **extra: object) -> None:
@@ -229,7 +336,14 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--records", type=int, default=100000)
     parser.add_argument("--searches", type=int, default=20)
+    parser.add_argument("--cpu", action="store_true",
+                        help="only the bundled server's CPU time per request/record, measured "
+                        "in this process")
+    parser.add_argument("--repeats", type=int, default=7, help="with --cpu: runs per figure")
     args = parser.parse_args()
+    if args.cpu:
+        cpu_figures(args.repeats)
+        return 0
     if args.url:
         rest = args.url.split("://", 1)[-1]
         host, _, port = rest.rpartition(":")

@@ -60,10 +60,19 @@ def _guarded(check: Callable[[Any], None]) -> Callable[[F], F]:
         if getattr(func, "_doqu_guarded", False):
             return func
 
-        @functools.wraps(func)
-        def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
-            check(self)
-            return func(self, *args, **kwargs)
+        if check is _storage_connected:
+            # The storage check inlined (data operations are hot): the class
+            # attribute ``_connected`` defaults to False.
+            @functools.wraps(func)
+            def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+                if not self._connected:
+                    check(self)
+                return func(self, *args, **kwargs)
+        else:
+            @functools.wraps(func)
+            def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+                check(self)
+                return func(self, *args, **kwargs)
 
         guarded._doqu_guarded = True  # type: ignore[attr-defined]
         return guarded  # type: ignore[return-value]

@@ -69,6 +69,9 @@ class ConverterManager:
         # Resolved look-ups (MRO walks), emptied whenever a converter is registered.
         self._to_db_found: dict[type, ToDb] = {}
         self._from_db_found: dict[type, FromDb] = {}
+        #: Bumped by every registration: callers caching resolved converters
+        #: (``get_to_db`` / ``get_from_db``) compare it to know when to look again.
+        self.revision = 0
 
     def copy(self) -> ConverterManager:
         """A new manager with the same registrations, to extend without touching this one."""
@@ -87,6 +90,7 @@ class ConverterManager:
             for datatype in types:
                 self._to_db[datatype] = func
             self._to_db_found.clear()
+            self.revision += 1
             return func
 
         return register
@@ -99,6 +103,7 @@ class ConverterManager:
             for datatype in types:
                 self._from_db[datatype] = func
             self._from_db_found.clear()
+            self.revision += 1
             return func
 
         return register

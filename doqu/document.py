@@ -8,11 +8,11 @@ import reprlib
 import sys
 import warnings
 from abc import ABCMeta
-from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
-from doqu.converters import ConverterNotFound
+from doqu.converters import ConverterManager, ConverterNotFound, FromDb
 from doqu.utils import import_object, normalize_key
 from doqu.validators import Optional as OptionalValidator
 from doqu.validators import StopValidation, ValidationError
@@ -74,6 +74,22 @@ class _Reference:
 _MERGED_DICTS = ("structure", "defaults", "labels", "incoming_processors", "outgoing_processors")
 _DECLARED = (*_MERGED_DICTS, "validators", "skip_type_conversion")
 _MISSING: Any = object()
+_NO_COLUMNS: frozenset[str] = frozenset()
+# The empty ``_raw_invalid`` shared by documents until one needs its own: it is
+# replaced, never written to (a plain dict, so documents still pickle).
+_NO_RAW: Mapping[str, Any] = {}
+
+# Exact classes whose instances are never documents nor references: the hot paths
+# skip the (slow, ABC) ``isinstance(value, Document)`` checks for them.
+_PLAIN_TYPES = frozenset({
+    str, int, float, bool, type(None), Decimal, datetime.date, datetime.datetime,
+    datetime.time, list, tuple, dict, set, bytes,
+})
+
+# Reading plan modes (see Document._reading_plan).
+_CONVERT, _SKIP, _REFERENCE = 0, 1, 2
+#: One structure field in a reading plan: name, mode, type, converter, processor.
+_ReadStep = tuple[str, int, "type | None", "FromDb | None", Any]
 
 
 class DocumentMeta(ABCMeta):
@@ -213,12 +229,13 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
 
     _declared_by: ClassVar[dict[str, type]]
     _field_types: ClassVar[dict[str, type]]
+    _last_reading_plan: ClassVar[tuple[Any, ...] | None] = None
 
     _data: dict[str, Any]
     _pk: str | None
     _storage: BaseStorageAdapter | None
     _stored_columns: frozenset[str]
-    _raw_invalid: dict[str, Any]
+    _raw_invalid: Mapping[str, Any]  # replaced, never mutated (shared while empty)
 
     def __init__(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
         """Build an unsaved document from a mapping and/or keywords (keywords win)."""
@@ -237,7 +254,7 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
     def _init_state(self) -> None:
         # Plain attribute writes without __setattr__'s dot-notation checks (loading is hot).
         self.__dict__.update(
-            _data={}, _pk=None, _storage=None, _stored_columns=frozenset(), _raw_invalid={}
+            _data={}, _pk=None, _storage=None, _stored_columns=_NO_COLUMNS, _raw_invalid=_NO_RAW
         )
 
     def __copy__(self: _D) -> _D:
@@ -245,7 +262,7 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
         clone = type(self).__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone._data = dict(self._data)
-        clone._raw_invalid = dict(self._raw_invalid)
+        clone._raw_invalid = self._raw_invalid  # never mutated: safe to share
         return clone
 
     def __deepcopy__(self: _D, memo: dict[int, Any]) -> _D:
@@ -373,16 +390,28 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
 
     def _collect_errors(self) -> dict[str, list[str]]:
         cls = type(self)
+        data = self._data
+        structure = cls.structure
+        raw_invalid = self._raw_invalid
         errors: dict[str, list[str]] = {}
-        if cls.structure:
-            for name in self._data:
-                if name not in cls.structure and name not in self._stored_columns:
+        if structure and not data.keys() <= structure.keys():
+            for name in data:
+                if name not in structure and name not in self._stored_columns:
                     errors.setdefault(name, []).append(
                         f"Unknown field: not in the structure of {cls.__name__}."
                     )
-        for name in cls.structure:
-            value = self._data.get(name)
-            if value is None or isinstance(value, _Reference) or self._kept_raw(name):
+        passing = _PASSING
+        for name, declared in structure.items():
+            value = data.get(name)
+            # Fast path: a value whose exact class always passes (or is skipped).
+            classes = passing.get(declared)
+            if classes is None:
+                classes = _passing_classes(declared)
+            if type(value) in classes:
+                continue
+            if value is None or isinstance(value, _Reference) or (
+                raw_invalid and self._kept_raw(name)
+            ):
                 continue
             field_type = cls.field_type(name)
             if not _type_matches(value, field_type):
@@ -390,7 +419,7 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
                     f"Expected {_type_name(field_type)}, got {type(value).__name__} {value!r}."
                 )
         for name, chain in cls.validators.items():
-            if name in errors or self._kept_raw(name):
+            if name in errors or (raw_invalid and self._kept_raw(name)):
                 continue
             try:
                 value = self[name] if name in self._data else None
@@ -442,15 +471,24 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
 
     def _write(self, storage: BaseStorageAdapter, pk: str | None) -> str:
         record = self._to_storage(storage)
-        key = normalize_key(storage.save(record, primary_key=pk))
-        self._pk = key
-        self._storage = storage
+        key = storage.save(record, primary_key=pk)
+        if type(key) is not str:
+            key = normalize_key(key)
+        # Plain attribute writes without __setattr__'s dot-notation checks.
+        state = self.__dict__
+        state["_pk"] = key
+        state["_storage"] = storage
         structure = type(self).structure
-        self._stored_columns = frozenset(name for name in record if name not in structure)
+        state["_stored_columns"] = (
+            _NO_COLUMNS if record.keys() <= structure.keys()
+            else frozenset(name for name in record if name not in structure)
+        )
         return key
 
     def _unsaved_references(self) -> list[Document]:
         """Unsaved documents referenced (transitively) by this one, dependencies first."""
+        if _PLAIN_TYPES.issuperset(map(type, self._data.values())):
+            return []  # the common case, checked in C: no document among the values
         order: list[Document] = []
         visiting, done = {id(self)}, set()
 
@@ -477,24 +515,49 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
 
     def _to_storage(self, storage: BaseStorageAdapter) -> dict[str, Any]:
         cls = type(self)
-        to_db = storage.converter_manager.to_db
+        manager = storage.converter_manager
         raw_invalid = self._raw_invalid
         processors = cls.outgoing_processors
         skip = cls.skip_type_conversion
-        data = dict.fromkeys(cls.structure)
-        data.update(self._data)
+        data = self._data
+        structure = cls.structure
+        # Structure fields first (``None`` when unset), then the other columns.
+        names: Iterable[str] = structure
+        if not data.keys() <= structure.keys():
+            names = [*structure, *(name for name in data if name not in structure)]
+        get = data.get
         record: dict[str, Any] = {}
-        for name, value in data.items():
-            if raw_invalid and self._kept_raw(name):
-                record[name] = raw_invalid[name]
-                continue
-            if isinstance(value, (_Reference, Document)):
+        if type(manager) is not ConverterManager or raw_invalid or skip is not False:
+            to_db = manager.to_db
+            for name in names:
+                value = get(name)
+                if raw_invalid and self._kept_raw(name):
+                    record[name] = raw_invalid[name]
+                    continue
+                if isinstance(value, (_Reference, Document)):
+                    value = value.pk
+                elif value is not None and processors and name in processors:
+                    value = processors[name](value)
+                if not (skip if isinstance(skip, bool) else name in skip):
+                    value = to_db(value, storage)
+                record[name] = value
+            return record
+        # The common case: every value converted by the stock manager, whose
+        # ``to_db(value, storage)`` is ``get_to_db(type(value))(value, storage)``;
+        # converters it has looked up already are read from its cache directly.
+        found = manager._to_db_found.get
+        converter_for = manager.get_to_db
+        plain = _PLAIN_TYPES
+        for name in names:
+            value = get(name)
+            kind = type(value)
+            if kind not in plain and isinstance(value, (_Reference, Document)):
                 value = value.pk
-            elif value is not None and processors and name in processors:
+                kind = type(value)
+            elif processors and value is not None and name in processors:
                 value = processors[name](value)
-            if not (skip if isinstance(skip, bool) else name in skip):
-                value = to_db(value, storage)
-            record[name] = value
+                kind = type(value)
+            record[name] = (found(kind) or converter_for(kind))(value, storage)
         return record
 
     @classmethod
@@ -510,75 +573,170 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
         ``break_on_invalid_incoming_data``).
         """
         document = cls.__new__(cls)
-        document._init_state()
+        values: dict[str, Any] = {}
+        # Plain attribute writes without __setattr__'s dot-notation checks (loading is hot).
         state = document.__dict__
-        state["_pk"] = normalize_key(key)
-        state["_storage"] = storage
-        values = document._data
-        for name, skip, field_type, reference, processor in cls._reading_plan():
-            raw = data.get(name)
-            if skip:
+        state.update(
+            _data=values, _pk=key if type(key) is str else normalize_key(key),
+            _storage=storage, _stored_columns=_NO_COLUMNS, _raw_invalid=_NO_RAW,
+        )
+        manager = storage.converter_manager
+        get = data.get
+        plan, simple = cls._reading_plan(manager)
+        if simple is not None:
+            # Every field converted, by a converter known in advance, unprocessed.
+            for name, convert, field_type in simple:
+                raw = get(name)
+                if raw.__class__ is str and raw:
+                    # What manager.from_db does for non-empty text, one call level less.
+                    try:
+                        values[name] = convert(raw, storage)
+                    except ConverterNotFound:
+                        raise
+                    except (ValueError, TypeError, ArithmeticError) as exc:
+                        values[name] = document._unreadable(name, field_type, raw, exc, 3)
+                else:
+                    values[name] = document._incoming(name, field_type, raw, storage)
+        else:
+            document._read_fields(plan, data, storage)
+        structure = cls.structure
+        if not data.keys() <= structure.keys():
+            extra = [name for name in data if name not in structure]
+            for name in extra:
+                value = data[name]
+                if value is not None and name in cls.incoming_processors:
+                    value = cls.incoming_processors[name](value)
+                values[name] = value
+            state["_stored_columns"] = frozenset(extra)
+        return document
+
+    def _read_fields(
+        self, plan: list[_ReadStep], data: Mapping[str, Any], storage: BaseStorageAdapter
+    ) -> None:
+        """Structure fields of ``data`` converted into ``self._data`` (see :meth:`from_storage`)."""
+        values = self._data
+        manager = storage.converter_manager
+        get = data.get
+        for name, mode, field_type, convert, processor in plan:
+            raw = get(name)
+            if mode == _CONVERT:
+                if convert is not None and raw.__class__ is str and raw:
+                    try:
+                        value = convert(raw, storage)
+                    except ConverterNotFound:
+                        raise
+                    except (ValueError, TypeError, ArithmeticError) as exc:
+                        # stacklevel 4: the caller of from_storage
+                        values[name] = self._unreadable(name, field_type, raw, exc, 4)
+                        continue
+                else:
+                    value = self._incoming(name, field_type, raw, storage, 5)
+                    if name in self._raw_invalid:
+                        values[name] = value
+                        continue
+            elif mode == _SKIP:
                 value = raw
-            elif reference:
-                ref = storage.converter_manager.from_db(str, raw, storage)
+            else:
+                ref = manager.from_db(str, raw, storage)
                 values[name] = None if ref is None or ref == "" else _Reference(normalize_key(ref))
                 continue
-            else:
-                value = document._incoming(name, field_type, raw, storage)
-                if name in document._raw_invalid:
-                    values[name] = value
-                    continue
             if value is not None and processor is not None:
                 value = processor(value)
             values[name] = value
-        structure = cls.structure
-        extra = [name for name in data if name not in structure]
-        for name in extra:
-            value = data[name]
-            if value is not None and name in cls.incoming_processors:
-                value = cls.incoming_processors[name](value)
-            values[name] = value
-        state["_stored_columns"] = frozenset(extra)
-        return document
 
     @classmethod
-    def _reading_plan(cls) -> list[tuple[str, bool, type | None, bool, Any]]:
-        """Per structure field: name, skip conversion, declared type, is a reference,
-        incoming processor. Cached per class (rebuilt if those declarations are replaced)."""
-        key = (id(cls.structure), cls.skip_type_conversion, id(cls.incoming_processors))
-        cached = cls.__dict__.get("_reading_plan_cache")
-        if cached is not None and cached[0] == key:
-            return cached[1]  # type: ignore[no-any-return]
-        plan = []
-        for name in cls.structure:
-            skip = cls._skips_conversion(name)
-            field_type = None if skip else cls.field_type(name)
-            plan.append((name, skip, field_type, _is_reference(field_type),
-                         cls.incoming_processors.get(name)))
-        cls._reading_plan_cache = (key, plan)  # type: ignore[attr-defined]
-        return plan
+    def _reading_plan(
+        cls, manager: ConverterManager
+    ) -> tuple[list[_ReadStep], list[tuple[str, FromDb, type]] | None]:
+        """Per structure field: name, mode (convert, skip conversion or reference),
+        declared type, its ``from_db`` converter in ``manager`` (None: not resolved,
+        go through ``manager.from_db``), incoming processor. Second, when every
+        field is converted by a known converter and none has a processor, the
+        same as ``(name, converter, type)`` (the fast path), else ``None``.
 
-    def _incoming(self, name: str, field_type: Any, raw: Any, storage: BaseStorageAdapter) -> Any:
+        Cached per class and converter manager; rebuilt when those declarations are
+        replaced or a converter is registered.
+        """
+        structure, processors = cls.structure, cls.incoming_processors
+        skip_declared = cls.skip_type_conversion
+        revision = getattr(manager, "revision", None)
+        # The last plan used (checked first: one class attribute, no dict lookups).
+        last = cls._last_reading_plan
+        if (last is not None and last[0] is cls and last[1] is manager and last[2] == revision
+                and last[3] is structure and last[4] is processors
+                and last[5] == skip_declared):
+            return last[6]  # type: ignore[no-any-return]
+        plans = cls.__dict__.get("_reading_plans")
+        if plans is None:
+            plans = {}
+            cls._reading_plans = plans  # type: ignore[attr-defined]
+        cached = plans.get(id(manager))
+        if (cached is not None and cached[1] is manager and cached[2] == revision
+                and cached[3] is structure and cached[4] is processors
+                and cached[5] == skip_declared):
+            cls._last_reading_plan = cached
+            return cached[6]  # type: ignore[no-any-return]
+        # A manager whose from_db is customised is always asked through from_db.
+        direct = getattr(type(manager), "from_db", None) is ConverterManager.from_db
+        plan: list[_ReadStep] = []
+        for name in structure:
+            convert: FromDb | None = None
+            if cls._skips_conversion(name):
+                mode, field_type = _SKIP, None
+            else:
+                field_type = cls.field_type(name)
+                if _is_reference(field_type):
+                    mode = _REFERENCE
+                else:
+                    mode = _CONVERT
+                    if direct and field_type is not None:
+                        try:
+                            convert = manager.get_from_db(field_type)
+                        except ConverterNotFound:
+                            convert = None  # raised by from_db when a value needs it
+            plan.append((name, mode, field_type, convert, processors.get(name)))
+        simple: list[tuple[str, FromDb, type]] | None = []
+        for name, mode, field_type, convert, processor in plan:
+            if mode != _CONVERT or convert is None or processor is not None:
+                simple = None
+                break
+            assert simple is not None and field_type is not None
+            simple.append((name, convert, field_type))
+        entry = (cls, manager, revision, structure, processors, skip_declared, (plan, simple))
+        plans[id(manager)] = cls._last_reading_plan = entry
+        return plan, simple
+
+    def _incoming(
+        self, name: str, field_type: Any, raw: Any, storage: BaseStorageAdapter,
+        stacklevel: int = 4,
+    ) -> Any:
         """``raw`` converted to ``field_type``, or kept raw (warning/error) if it cannot be."""
         try:
             return storage.converter_manager.from_db(field_type, raw, storage)
         except ConverterNotFound:
             raise
         except (ValueError, TypeError, ArithmeticError) as exc:
-            cls = type(self)
-            message = (
-                f"{cls.__name__} {self._pk!r}: field {name!r} holds {raw!r}, "
-                f"which cannot be read as {_type_name(field_type)} ({exc})"
-            )
-            if cls.break_on_invalid_incoming_data:
-                raise IncomingDataError(message, field=name, raw=raw, key=self._pk) from exc
-            warnings.warn(
-                message + "; kept as stored and written back unchanged",
-                IncomingDataWarning,
-                stacklevel=3,
-            )
-            self._raw_invalid[name] = raw
-            return raw
+            return self._unreadable(name, field_type, raw, exc, stacklevel)
+
+    def _unreadable(
+        self, name: str, field_type: Any, raw: Any, exc: Exception, stacklevel: int
+    ) -> Any:
+        """``raw`` kept (warning) or refused (``break_on_invalid_incoming_data``) after
+        ``exc``; ``stacklevel`` makes the warning point at ``from_storage``'s caller."""
+        cls = type(self)
+        message = (
+            f"{cls.__name__} {self._pk!r}: field {name!r} holds {raw!r}, "
+            f"which cannot be read as {_type_name(field_type)} ({exc})"
+        )
+        if cls.break_on_invalid_incoming_data:
+            raise IncomingDataError(message, field=name, raw=raw, key=self._pk) from exc
+        warnings.warn(
+            message + "; kept as stored and written back unchanged",
+            IncomingDataWarning,
+            stacklevel=stacklevel,
+        )
+        self.__dict__["_raw_invalid"] = {**self._raw_invalid, name: raw}
+        return raw
 
     def _fetch_reference(self, name: str, reference: _Reference) -> Document:
         target = cast("type[Document]", type(self).field_type(name))
@@ -657,6 +815,27 @@ def _resolve_reference(cls: type[Document], name: str, declared: str) -> type:
         )
     assert isinstance(target, type)
     return target
+
+
+#: declared field type → exact value classes that always pass its type check
+#: (``None`` and unresolved references are skipped by the check, so they pass too).
+_PASSING: dict[FieldType, frozenset[type]] = {}
+
+
+def _passing_classes(declared: FieldType) -> frozenset[type]:
+    classes: set[type] = {type(None), _Reference}
+    if declared is float:
+        classes.update((int, float))
+    elif declared is Decimal:
+        classes.update((int, Decimal))
+    elif declared is list:
+        classes.update((list, tuple))
+    elif isinstance(declared, type):
+        # isinstance() is true for an instance of exactly that class; a bool is
+        # refused by int/float/Decimal fields, but bool is not exactly those.
+        classes.add(declared)
+    found = _PASSING[declared] = frozenset(classes)
+    return found
 
 
 def _type_matches(value: Any, field_type: type | None) -> bool:

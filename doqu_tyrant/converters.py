@@ -60,11 +60,13 @@ converter_manager = ConverterManager()
 
 def float_to_text(value: float) -> str:
     """Shortest text that reads back as exactly ``value``, without an exponent."""
+    text = repr(value)
+    if "e" not in text and "n" not in text:  # the common case: not nan, inf or 1e+20
+        return text
     if math.isnan(value):
         return "nan"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    text = repr(value)
     if "e" in text or "E" in text:
         text = format(Decimal(text), "f")
     return text
@@ -89,6 +91,8 @@ def number_to_text(value: Any) -> str:
 
 def date_to_text(value: datetime.date) -> str:
     """``YYYYMMDD``; also the date part of a datetime."""
+    if value.__class__ is datetime.date:
+        return value.isoformat().replace("-", "")  # zero-padded YYYY-MM-DD
     return f"{value.year:04d}{value.month:02d}{value.day:02d}"
 
 
@@ -121,6 +125,18 @@ def datetime_to_text(value: datetime.datetime, storage: Any = None) -> str:
 
 def list_to_text(value: list[Any] | tuple[Any, ...]) -> str:
     """Items joined by ``", "``; refuses items that would not split back the same."""
+    if value.__class__ is list or value.__class__ is tuple:
+        if not value:
+            return ""
+        # The common case, checked in bulk: text items, none holding the separator
+        # (no separator can straddle two items), not a lone "".
+        try:
+            text = LIST_SEPARATOR.join(value)
+        except TypeError:
+            pass
+        else:
+            if text.count(LIST_SEPARATOR) == len(value) - 1 and text:
+                return text
     items = list(value)
     for index, item in enumerate(items):
         if not isinstance(item, str):
@@ -201,31 +217,34 @@ def _text(raw: Any) -> str:
 
 @converter_manager.from_db(str)
 def _str_from_db(raw: Any, storage: Any) -> str:
-    return _text(raw)
+    return raw if raw.__class__ is str else _text(raw)
 
 
 @converter_manager.from_db(int)
 def _int_from_db(raw: Any, storage: Any) -> int:
-    return int(_text(raw))
+    return int(raw if raw.__class__ is str else _text(raw))
 
 
 @converter_manager.from_db(float)
 def _float_from_db(raw: Any, storage: Any) -> float:
-    return float(_text(raw))
+    return float(raw if raw.__class__ is str else _text(raw))
 
 
 @converter_manager.from_db(bool)
 def _bool_from_db(raw: Any, storage: Any) -> bool:
-    return _text(raw) != "0"
+    return (raw if raw.__class__ is str else _text(raw)) != "0"
 
 
 @converter_manager.from_db(Decimal)
 def _decimal_from_db(raw: Any, storage: Any) -> Decimal:
-    return Decimal(_text(raw))
+    return Decimal(raw if raw.__class__ is str else _text(raw))
+
+
+_date_from_digits = datetime.date.fromisoformat  # reads YYYYMMDD from Python 3.11 on
 
 
 def _digits(raw: Any, sizes: tuple[int, ...], what: str) -> str:
-    text = _text(raw)
+    text = raw if raw.__class__ is str else _text(raw)
     if len(text) not in sizes or not text.isascii() or not text.isdigit():
         raise ValueError(f"not a {what}")
     return text
@@ -234,7 +253,10 @@ def _digits(raw: Any, sizes: tuple[int, ...], what: str) -> str:
 @converter_manager.from_db(datetime.date)
 def _date_from_db(raw: Any, storage: Any) -> datetime.date:
     text = _digits(raw, (8,), "YYYYMMDD date")
-    return datetime.date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    try:
+        return _date_from_digits(text)  # the ISO basic format, parsed in C
+    except ValueError:  # refused: let the constructor say why
+        return datetime.date(int(text[:4]), int(text[4:6]), int(text[6:8]))
 
 
 @converter_manager.from_db(datetime.datetime)
@@ -250,7 +272,7 @@ def _datetime_from_db(raw: Any, storage: Any) -> datetime.datetime:
 
 @converter_manager.from_db(list)
 def _list_from_db(raw: Any, storage: Any) -> list[str]:
-    return _text(raw).split(LIST_SEPARATOR)
+    return (raw if raw.__class__ is str else _text(raw)).split(LIST_SEPARATOR)
 
 
 @converter_manager.from_db(tuple)

@@ -230,12 +230,14 @@ class QueryAdapter(BaseQueryAdapter[D]):
         """Documents ``start:stop`` (non-negative bounds) in one request."""
         query, partition = self._native()
         if partition is not None:
-            rows = self._partitioned(self._rows(query), partition)[start:stop]
-        else:
-            if start or stop is not None:
-                query = query.limit(None if stop is None else stop - start, start)
-            rows = self._rows(query)
-        return self._build(rows)
+            return self._build(self._partitioned(self._rows(query), partition)[start:stop])
+        if start or stop is not None:
+            query = query.limit(None if stop is None else stop - start, start)
+        storage, build = self.storage, self.doc_class.from_storage
+        # Each record parsed just before it is built: no list of raw rows is kept
+        # alive meanwhile (fewer live containers, less garbage-collector work).
+        return [build(storage, key, record)
+                for key, record in map(parse_item, self._elements(query, "items"))]
 
     # -- evaluating ---------------------------------------------------------------------
 

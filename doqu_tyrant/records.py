@@ -36,13 +36,13 @@ def key_text(raw: bytes) -> str:
 
 def key_bytes(key: object) -> bytes:
     """A primary key (text or int) as the bytes the server stores; refuses empty/NUL keys."""
-    text = normalize_key(key)
+    text = key if type(key) is str else normalize_key(key)
     data = text.encode("utf-8", "surrogateescape")
+    if data and b"\0" not in data:
+        return data
     if not data:
         raise ValueError("a primary key must not be empty")
-    if b"\0" in data:
-        raise ValueError(f"primary key {text!r} contains a NUL byte")
-    return data
+    raise ValueError(f"primary key {text!r} contains a NUL byte")
 
 
 def _lenient(part: bytes) -> str | bytes:
@@ -75,7 +75,10 @@ def parse_item(element: bytes) -> tuple[str, Record]:
         raw = element.split(b"\0")
         parts = ["", key_text(raw[1]) if len(raw) > 1 else ""]
         parts += [_lenient(p) for p in raw[2:]]
-    return (parts[1] if len(parts) > 1 else ""), _pairs(parts[2:])
+    it = iter(parts)
+    next(it)  # the empty text before the leading NUL
+    key = next(it, "")
+    return key, dict(zip(it, it))
 
 
 def parse_column(element: bytes) -> str | bytes:

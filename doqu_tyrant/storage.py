@@ -148,7 +148,7 @@ class StorageAdapter(BaseStorageAdapter):
         """
         if not isinstance(doc_class, type) and isinstance(primary_key, type):
             doc_class, primary_key = primary_key, doc_class  # type: ignore[assignment]
-        key = normalize_key(primary_key)
+        key = primary_key if type(primary_key) is str else normalize_key(primary_key)
         raw = self.client.table_get(key_bytes(key), raw=True)
         if raw is None:
             raise KeyError(primary_key)
@@ -192,14 +192,15 @@ class StorageAdapter(BaseStorageAdapter):
         converted; anything that cannot be stored faithfully raises before a
         request is sent. doqu 0.28's order ``save(key, data)`` works too.
         """
-        if not isinstance(data, Mapping) and isinstance(primary_key, Mapping):
-            data, primary_key = primary_key, data  # type: ignore[assignment]
-        if not isinstance(data, Mapping):
-            raise TypeError(f"save() stores a mapping of columns, not {type(data).__name__}")
+        if type(data) is not dict:  # (a dict is a mapping: skip the ABC checks)
+            if not isinstance(data, Mapping) and isinstance(primary_key, Mapping):
+                data, primary_key = primary_key, data  # type: ignore[assignment]
+            if not isinstance(data, Mapping):
+                raise TypeError(f"save() stores a mapping of columns, not {type(data).__name__}")
         record = self._record(data)
         client = self.client
         if primary_key is not None:
-            key = normalize_key(primary_key)
+            key = primary_key if type(primary_key) is str else normalize_key(primary_key)
             client.table_put(key_bytes(key), record)
             return key
         for _ in range(MAX_KEY_ATTEMPTS):

@@ -110,6 +110,8 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "tclistnum": (_I, [_P]),
     "tclistval": (_PC, [_P, _I, _PI]),
     "tclistpush": (None, [_P, _S, _I]),
+    "tclistdump": (_PC, [_P, _PI]),
+    "tclistload": (_P, [_S, _I]),
 }
 
 
@@ -155,6 +157,33 @@ _tclistdel = _declare("tclistdel")
 _tclistnum = _declare("tclistnum")
 _tclistval = _declare("tclistval")
 _tclistpush = _declare("tclistpush")
+_tclistdump = _declare("tclistdump")
+_tclistload = _declare("tclistload")
+
+
+def _undeclared(name: str) -> Any:
+    """The same C function without ``argtypes``: ctypes then skips the per-argument
+    conversion (about a third of a short call's cost). Only ever called with a
+    ``c_void_p`` handle, ``bytes`` and small ``int`` arguments, which ctypes passes
+    as pointer, ``char *`` and ``int`` by itself; anything else goes to the
+    declared function, which checks its arguments as always."""
+    func: Any = _lib[name]  # a new function object, separate from the declared one
+    func.restype = _PROTOTYPES[name][0]
+    return func
+
+
+_fast_put = _undeclared("tcadbput")
+_fast_putkeep = _undeclared("tcadbputkeep")
+_fast_putcat = _undeclared("tcadbputcat")
+_fast_out = _undeclared("tcadbout")
+_fast_get = _undeclared("tcadbget")
+_fast_free = _undeclared("tcfree")  # only ever given a pointer the library returned
+# Cabinet.putmany: (undeclared, declared) function of each store mode.
+_STORES = {
+    "put": (_fast_put, _tcadbput),
+    "putkeep": (_fast_putkeep, _tcadbputkeep),
+    "putcat": (_fast_putcat, _tcadbputcat),
+}
 
 LIBRARY_VERSION: str = ctypes.c_char_p.in_dll(_lib, "tcversion").value.decode()  # type: ignore[union-attr]
 """Version string of the loaded library (``"1.4.48"``)."""
@@ -256,15 +285,129 @@ def _is_table_path(path: bytes) -> bool:
     return path.lower().endswith((b".tct", b".tdb"))
 
 
+# Lists cross the library boundary in one call each way: built with tclistload
+# from one buffer, read with tclistdump into one buffer, rather than one
+# tclistpush/tclistval call per element. The buffer is the library's list
+# serialisation: per element its size as a variable-length number (TC_SETVNUMBUF:
+# 7 bits a byte, least significant first, every byte but the last stored as
+# -rem-1), then its bytes. The format is checked against the loaded library at
+# import (:func:`_list_codec_works`); if it ever differs, the per-element calls
+# are used.
+_VNUM1 = [bytes((n,)) for n in range(128)]
+_LOAD_MAX = 0x7FFFFFFF  # tclistload takes the buffer size as a C int
+
+
+def _vnum(n: int) -> bytes:
+    """``n`` as the library's variable-length size number."""
+    if n < 128:
+        return _VNUM1[n]
+    out = bytearray()
+    while n > 0:
+        rem = n & 0x7F
+        n >>= 7
+        out.append(0xFF - rem if n > 0 else rem)  # 0xFF - rem: -rem-1 as a byte
+    return bytes(out)
+
+
+def _list_buffer(items: Iterable[bytes]) -> bytes:
+    """The serialisation tclistload reads for ``items``."""
+    parts: list[bytes] = []
+    append = parts.append
+    vnum1 = _VNUM1
+    for item in items:
+        n = len(item)
+        append(vnum1[n] if n < 128 else _vnum(n))
+        append(item)
+    return b"".join(parts)
+
+
+def _split_list_buffer(data: bytes) -> list[bytes]:
+    """The elements of a tclistdump serialisation."""
+    out: list[bytes] = []
+    append = out.append
+    pos = 0
+    end = len(data)
+    while pos < end:
+        n = data[pos]
+        pos += 1
+        if n > 127:
+            n = 0xFF - n
+            base = 128
+            while True:
+                c = data[pos]
+                pos += 1
+                if c < 128:
+                    n += c * base
+                    break
+                n += (0xFF - c) * base
+                base <<= 7
+        append(data[pos : pos + n])
+        pos += n
+    return out
+
+
+def _new_list(items: Sequence[bytes]) -> int:
+    """A new TCLIST holding ``items`` (free it with tclistdel)."""
+    if _LIST_CODEC:
+        data = _list_buffer(items)
+        if len(data) <= _LOAD_MAX:
+            return int(_tclistload(data, len(data)))
+    ptr = _tclistnew()
+    for item in items:
+        _tclistpush(ptr, item, len(item))
+    return int(ptr)
+
+
+def _read_list(ptr: int) -> list[bytes]:
+    """The elements of a TCLIST as Python bytes (the list is left alone)."""
+    size = ctypes.c_int()
+    sizep = ctypes.byref(size)
+    if _LIST_CODEC:
+        buf = _tclistdump(ptr, sizep)
+        try:
+            return _split_list_buffer(buf[: size.value])
+        finally:
+            _tcfree(buf)
+    return [_tclistval(ptr, i, sizep)[: size.value] for i in range(_tclistnum(ptr))]
+
+
+def _read_list_slowly(ptr: int) -> list[bytes]:
+    size = ctypes.c_int()
+    sizep = ctypes.byref(size)
+    return [_tclistval(ptr, i, sizep)[: size.value] for i in range(_tclistnum(ptr))]
+
+
+def _list_codec_works() -> bool:
+    """Whether tclistload/tclistdump use the serialisation assumed above."""
+    # sizes of one, two and three bytes, at and around each boundary
+    sample = [b"", b"a", b"\0b\0", b"c" * 127, b"d" * 128, b"e" * 300, b"f" * 16383,
+              b"g" * 16384, b"h" * 70000, b"i"]  # fmt: skip
+    data = _list_buffer(sample)
+    ptr = _tclistload(data, len(data))
+    try:
+        if _read_list_slowly(ptr) != sample:
+            return False
+        size = ctypes.c_int()
+        buf = _tclistdump(ptr, ctypes.byref(size))
+        try:
+            dumped = buf[: size.value]
+        finally:
+            _tcfree(buf)
+        return dumped == data and _split_list_buffer(dumped) == sample
+    finally:
+        _tclistdel(ptr)
+
+
+_LIST_CODEC: bool = _list_codec_works()
+
+
 class _Args:
     """A TCLIST built from Python bytes, freed with tclistdel."""
 
     __slots__ = ("ptr",)
 
-    def __init__(self, items: Iterable[bytes]) -> None:
-        self.ptr = _tclistnew()
-        for item in items:
-            _tclistpush(self.ptr, item, len(item))
+    def __init__(self, items: Sequence[bytes]) -> None:
+        self.ptr = _new_list(items)
 
     def __enter__(self) -> int:
         return self.ptr
@@ -276,13 +419,7 @@ class _Args:
 def _take_list(ptr: int) -> list[bytes]:
     """Copy a library-allocated TCLIST into Python bytes and free it."""
     try:
-        size = ctypes.c_int()
-        sizep = ctypes.byref(size)
-        out = []
-        for i in range(_tclistnum(ptr)):
-            elem = _tclistval(ptr, i, sizep)
-            out.append(elem[: size.value])
-        return out
+        return _read_list(ptr)
     finally:
         _tclistdel(ptr)
 
@@ -432,22 +569,32 @@ class Cabinet:
                 raise CabinetClosedError("the database is closed")
             if self._ordered and self._record_aborts(adb, key, value, False):
                 return False
+            if key.__class__ is bytes and value.__class__ is bytes:
+                return _fast_put(adb, key, len(key), value, len(value))
             return _tcadbput(adb, key, len(key), value, len(value))
 
     def putkeep(self, key: bytes, value: bytes) -> bool:
         """Store only if the key is absent (``tcadbputkeep``)."""
         with self._lock:
-            adb = self._handle()
+            adb = self._adb
+            if adb is None:
+                raise CabinetClosedError("the database is closed")
             if self._ordered and self._record_aborts(adb, key, value, False):
                 return False
+            if key.__class__ is bytes and value.__class__ is bytes:
+                return _fast_putkeep(adb, key, len(key), value, len(value))
             return _tcadbputkeep(adb, key, len(key), value, len(value))
 
     def putcat(self, key: bytes, value: bytes) -> bool:
         """Append (tables: add only the missing columns) (``tcadbputcat``)."""
         with self._lock:
-            adb = self._handle()
+            adb = self._adb
+            if adb is None:
+                raise CabinetClosedError("the database is closed")
             if self._ordered and self._record_aborts(adb, key, value, True):
                 return False
+            if key.__class__ is bytes and value.__class__ is bytes:
+                return _fast_putcat(adb, key, len(key), value, len(value))
             return _tcadbputcat(adb, key, len(key), value, len(value))
 
     def putshl(self, key: bytes, value: bytes, width: int) -> bool:
@@ -477,7 +624,12 @@ class Cabinet:
     def out(self, key: bytes) -> bool:
         """Remove a record (``tcadbout``); ``False`` if missing."""
         with self._lock:
-            return _tcadbout(self._handle(), key, len(key))
+            adb = self._adb
+            if adb is None:
+                raise CabinetClosedError("the database is closed")
+            if key.__class__ is bytes:
+                return _fast_out(adb, key, len(key))
+            return _tcadbout(adb, key, len(key))
 
     def get(self, key: bytes) -> bytes | None:
         """Value of a record (tables: serialized columns) or ``None``."""
@@ -485,13 +637,69 @@ class Cabinet:
             adb = self._adb
             if adb is None:
                 raise CabinetClosedError("the database is closed")
-            ptr = _tcadbget(adb, key, len(key), self._sizep)
+            if key.__class__ is bytes:
+                ptr = _fast_get(adb, key, len(key), self._sizep)
+            else:
+                ptr = _tcadbget(adb, key, len(key), self._sizep)
             if not ptr:
                 return None
             try:
                 return ptr[: self._size.value]
             finally:
-                _tcfree(ptr)
+                _fast_free(ptr)
+
+    def getmany(self, keys: Iterable[bytes]) -> list[bytes | None]:
+        """:meth:`get` of each of ``keys`` in turn, under one lock acquisition."""
+        values: list[bytes | None] = []
+        append = values.append
+        size = self._size
+        sizep = self._sizep
+        free = _fast_free
+        with self._lock:
+            adb = self._adb
+            if adb is None:
+                raise CabinetClosedError("the database is closed")
+            for key in keys:
+                if key.__class__ is bytes:
+                    ptr = _fast_get(adb, key, len(key), sizep)
+                else:
+                    ptr = _tcadbget(adb, key, len(key), sizep)
+                if ptr:
+                    try:
+                        append(ptr[: size.value])
+                    finally:
+                        free(ptr)
+                else:
+                    append(None)
+        return values
+
+    def mget(self, keys: Iterable[bytes]) -> list[tuple[bytes, bytes]]:
+        """``(key, value)`` of each of ``keys`` that has a record, in order, under
+        one lock acquisition (Tyrant MGET)."""
+        keys = list(keys)
+        return [(k, v) for k, v in zip(keys, self.getmany(keys)) if v is not None]
+
+    def putmany(self, items: Iterable[tuple[bytes, bytes]], how: str = "put") -> list[bool]:
+        """:meth:`put` of each ``(key, value)`` in turn under one lock acquisition
+        (``how="putkeep"``/``"putcat"``: :meth:`putkeep`/:meth:`putcat`); each one's
+        result."""
+        fast, declared = _STORES[how]
+        cat = how == "putcat"
+        results: list[bool] = []
+        append = results.append
+        with self._lock:
+            adb = self._adb
+            if adb is None:
+                raise CabinetClosedError("the database is closed")
+            ordered = self._ordered
+            for key, value in items:
+                if ordered and self._record_aborts(adb, key, value, cat):
+                    append(False)
+                elif key.__class__ is bytes and value.__class__ is bytes:
+                    append(fast(adb, key, len(key), value, len(value)))
+                else:
+                    append(declared(adb, key, len(key), value, len(value)))
+        return results
 
     def _get(self, adb: ctypes.c_void_p, key: bytes) -> bytes | None:
         ptr = _tcadbget(adb, key, len(key), self._sizep)
@@ -617,13 +825,21 @@ class Cabinet:
                 return False
             if not args[0]:
                 return True
+            if not self._ordered:
+                return False  # nothing but the primary key can abort
             return self._table_put_aborts(adb, args[0], _pairs(args[1:]), name == b"putcat")
         if name == b"putlist":
+            last = len(args) - 1  # an odd last argument is no record
+            if not self._ordered and b"" not in args[0:last:2]:
+                return False  # without lexical/decimal indexes only a primary key can abort
             # records are stored in order; the first failure ends the call
-            for i in range(0, len(args) - 1, 2):
+            for i in range(0, last, 2):
                 if not args[i]:
                     return True
-                cols = list(unpack_record(args[i + 1]).items())
+                value = args[i + 1]
+                if b"\0\0" not in value and value[:1] != b"\0" and value[-1:] != b"\0":
+                    continue  # no empty column name or value: neither aborts nor fails
+                cols = list(unpack_record(value).items())
                 if any(not col for col, _ in cols):
                     return False
                 if self._table_put_aborts(adb, args[i], cols, False):
@@ -648,9 +864,13 @@ class Cabinet:
     def _table_put_aborts(
         self, adb: ctypes.c_void_p, key: bytes, cols: list[tuple[bytes, bytes]], cat: bool
     ) -> bool:
-        """Whether storing ``cols`` puts an empty value into a lexical/decimal index."""
+        """Whether storing ``cols`` puts an empty value into a lexical/decimal index.
+
+        The library matches a column to its index by C string (``strcmp``): a
+        MISC column name ``b"a\\0x"`` is indexed as column ``a``.
+        """
         ordered = self._ordered
-        empty = {col for col, val in cols if not val and col in ordered}
+        empty = {col for col, val in cols if not val and col.split(b"\0", 1)[0] in ordered}
         if not empty:
             return False
         if any(not col for col, _ in cols):

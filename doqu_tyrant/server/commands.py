@@ -36,8 +36,10 @@ from doqu_tyrant.tyrant.protocol import (
     reply_i32,
     reply_list,
     reply_pairs,
+    reply_statuses,
     reply_u32,
     reply_u64,
+    reply_values,
 )
 
 from . import ulog as ulogmod
@@ -46,6 +48,7 @@ from .cabinet import INT_MIN, Cabinet
 log = logging.getLogger("doqu_tyrant.server")
 
 Handler = Callable[[Request], bytes]
+RunHandler = Callable[[list[tuple], list[bytes]], None]
 
 VERSION = "1.1.41"
 LIBVER = "324"
@@ -127,6 +130,7 @@ class Commands:
             None if cmd in SLOW_COMMANDS or cmd == p.MISC else h
             for cmd, h in enumerate(self.table)
         ]
+        self.runs = self._build_runs()
 
     # -- building the tables ----------------------------------------------------------
 
@@ -134,7 +138,7 @@ class Commands:
         """One closure per command: Cabinet call → reply bytes (no logging)."""
         db = self.db
         put, putkeep, putcat, putshl = db.put, db.putkeep, db.putcat, db.putshl
-        out, get, vsiz = db.out, db.get, db.vsiz
+        out, get, mget, vsiz = db.out, db.get, db.mget, db.vsiz
         ok_, fail = REPLY_OK, REPLY_FAIL
 
         def make_put(fn: Callable[[bytes, bytes], bool]) -> Handler:
@@ -166,12 +170,7 @@ class Commands:
             return reply_bytes(value)
 
         def h_mget(r: Request) -> bytes:
-            pairs = []
-            for key in r[1][0]:
-                value = get(key)
-                if value is not None:
-                    pairs.append((key, value))
-            return reply_pairs(pairs)
+            return reply_pairs(mget(r[1][0]))
 
         def h_vsiz(r: Request) -> bytes:
             size = vsiz(r[1][0])
@@ -224,6 +223,45 @@ class Commands:
             p.SYNC: h_sync, p.OPTIMIZE: h_optimize, p.VANISH: h_vanish, p.RNUM: h_rnum,
             p.SIZE: h_size, p.MISC: h_misc,
         }  # fmt: skip
+
+    def _build_runs(self) -> list[RunHandler | None]:
+        """Handlers of a :class:`~doqu_tyrant.tyrant.protocol.Run` (pipelined
+        requests of one command), indexed by command. A run handler appends
+        the replies to all of them to its second argument, exactly as the
+        single-request handlers answer each in turn. Without an update log,
+        stores and reads take the database lock once per run instead of once
+        per request."""
+        runs: list[RunHandler | None] = [None] * 256
+        for cmd in (p.PUT, p.PUTKEEP, p.PUTCAT, p.PUTNR, p.OUT, p.GET, p.VSIZ):
+            runs[cmd] = _each(cmd, self.handlers[cmd])
+        if self.ulog is not None:
+            return runs  # every request is logged on its own
+        db = self.db
+
+        def make_store(how: str, replies: bool) -> RunHandler:
+            def run_store(items: list[tuple], out: list[bytes]) -> None:
+                oks = db.putmany(items, how)
+                misses = oks.count(False)
+                if misses:
+                    self.put_miss += misses
+                if replies:
+                    out.append(reply_statuses(oks))
+
+            return run_store
+
+        def run_get(items: list[tuple], out: list[bytes]) -> None:
+            values = db.getmany([args[0] for args in items])
+            misses = values.count(None)
+            if misses:
+                self.get_miss += misses
+            out.append(reply_values(values))
+
+        runs[p.PUT] = make_store("put", True)
+        runs[p.PUTKEEP] = make_store("putkeep", True)
+        runs[p.PUTCAT] = make_store("putcat", True)
+        runs[p.PUTNR] = make_store("put", False)
+        runs[p.GET] = run_get
+        return runs
 
     def _client_handler(self, cmd: int, core: Handler) -> Handler:
         """The handler clients reach: logging when there is an update log; PUTNR silent."""
@@ -395,6 +433,20 @@ class Commands:
         if result and len(result) > 1 and result[1] == b"fatal":
             return result[0].decode("utf-8", "replace")
         return None
+
+
+def _each(cmd: int, handler: Handler | None) -> RunHandler:
+    """A run handler that calls ``handler`` for each request of the run."""
+    assert handler is not None
+
+    def run_each(items: list[tuple], out: list[bytes]) -> None:
+        append = out.append
+        for args in items:
+            reply = handler(Request(cmd, args))
+            if reply:
+                append(reply)
+
+    return run_each
 
 
 def _ext(r: Request) -> bytes:

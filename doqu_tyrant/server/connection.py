@@ -5,7 +5,8 @@ event loop; the rare long ones (SYNC, OPTIMIZE, VANISH, COPY, RESTORE,
 setindex …) run in the worker pool while the connection stops reading, so
 its replies stay in order and the loop stays free for the others. Replies
 to everything decoded from one chunk of input are written with a single
-``transport.write``.
+``transport.write``. A client's pipeline of simple requests of one command
+(PUT, GET, …) is decoded as one ``Run`` and answered by one run handler.
 
 Malformed input is handled as ttserver handles it (spec §11): a rejected
 header produces no reply; the bytes after it are parsed as the next request,
@@ -20,7 +21,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from doqu_tyrant.tyrant import protocol as p
-from doqu_tyrant.tyrant.protocol import Rejected, Request, RequestDecoder, TextLine
+from doqu_tyrant.tyrant.protocol import Rejected, Request, RequestDecoder, Run, TextLine
 
 from .commands import VERSION
 from .ulog import LogReader
@@ -57,6 +58,7 @@ class Connection(asyncio.Protocol):
         self.engine = engine
         self.commands = engine.commands
         self.handlers = engine.commands.handlers
+        self.runs = engine.commands.runs
         self.counts = engine.commands.counts
         self.decoder = RequestDecoder(engine.max_length)
         self.max_buffer = engine.max_length + FRAME_SLACK
@@ -130,13 +132,16 @@ class Connection(asyncio.Protocol):
     def _process(self) -> None:
         """Handle every complete request buffered, then write all replies at once."""
         decoder = self.decoder
+        next_event = decoder.next_batch
         handlers = self.handlers
+        runs = self.runs
         counts = self.counts
         out: list[bytes] = []
+        append = out.append
         handled = 0
         try:
             while True:
-                event = decoder.next_event()
+                event = next_event()
                 if event is None:
                     break
                 handled += 1
@@ -147,9 +152,13 @@ class Connection(asyncio.Protocol):
                     if handler is not None:
                         reply = handler(event)  # type: ignore[arg-type]
                         if reply:
-                            out.append(reply)
+                            append(reply)
                     elif self._special(event, out):  # type: ignore[arg-type]
                         return
+                elif event.__class__ is Run:
+                    cmd = event[0]
+                    counts[cmd] += len(event[1])
+                    runs[cmd](event[1], out)  # type: ignore[misc]
                 elif event.__class__ is Rejected:
                     log.debug("rejected request on fd %d: %s", self.fd, event[0])
                     if not decoder.buffered:

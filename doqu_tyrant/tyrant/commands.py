@@ -99,11 +99,14 @@ def key_bytes(key: object, what: str = "key") -> bytes:
 
 def pk_bytes(pk: object, what: str = "primary key") -> bytes:
     """A table primary key: not empty, no NUL byte."""
-    if type(pk) is str and pk and "\0" not in pk and len(pk) <= 1 << 20:  # fast path
-        try:
-            return pk.encode()
-        except UnicodeEncodeError:
-            pass
+    if type(pk) is str:
+        if pk and "\0" not in pk and len(pk) <= 1 << 20:  # fast path
+            try:
+                return pk.encode()
+            except UnicodeEncodeError:
+                pass
+    elif type(pk) is bytes and pk and b"\0" not in pk and len(pk) <= p.MAX_LENGTH:
+        return pk
     data = _sized(pk, what)
     if not data:
         raise ValueError(f"{what} must not be empty")

@@ -25,6 +25,7 @@ Server side::
 from __future__ import annotations
 
 import math
+import operator
 import struct
 from collections import deque
 from typing import NamedTuple
@@ -40,6 +41,7 @@ __all__ = [
     "Request",
     "Rejected",
     "TextLine",
+    "Run",
     "RequestDecoder",
     "encode_request",
     "encode_double",
@@ -128,6 +130,9 @@ _ULOG_HEAD = struct.Struct(">BQHHI")
 _REPL_ENTRY_HEAD = struct.Struct(">BQII")
 
 _u32 = _U32.pack
+_I32_FROM = _I32.unpack_from
+_II_FROM = struct.Struct(">ii").unpack_from
+_new_tuple = tuple.__new__
 
 
 # ---------------------------------------------------------------------------
@@ -635,6 +640,23 @@ class TextLine(NamedTuple):
     line: bytes
 
 
+class Run(NamedTuple):
+    """Consecutive requests of one command, decoded together by
+    :meth:`RequestDecoder.next_batch`: ``args`` holds each request's
+    :attr:`Request.args`, in order (two or more of them)."""
+
+    command: int
+    args: list[tuple]
+
+
+# RequestDecoder's fast paths by command byte: 1 = key + value frame
+# (PUT, PUTKEEP, PUTCAT, PUTNR), 2 = key frame (OUT, GET, VSIZ), 0 = other.
+_FAST_KIND = tuple(
+    1 if c in (PUT, PUTKEEP, PUTCAT, PUTNR) else 2 if c in (OUT, GET, VSIZ) else 0
+    for c in range(256)
+)
+
+
 class _Incomplete(Exception):
     """More bytes are needed to finish the current frame."""
 
@@ -652,12 +674,17 @@ class RequestDecoder:
     path); a larger one is rejected before any memory is set aside for it.
     ``log_format=True`` parses update-log payloads, whose MISC frames have
     no options field.
+
+    The buffer is the received ``bytes`` themselves while nothing is left
+    over from an earlier chunk (no copy, and keys and values are plain
+    slices of it); a partial frame is accumulated in a ``bytearray``, which
+    is turned back into ``bytes`` once a complete frame sits at its front.
     """
 
     def __init__(self, max_length: int = MAX_LENGTH, *, log_format: bool = False) -> None:
         self.max_length = max_length
         self.log_format = log_format
-        self._buf = bytearray()
+        self._buf: bytes | bytearray = b""
         self._pos = 0
         # How far an incomplete frame has been checked, so that a frame
         # arriving in many small pieces is not re-parsed from its start each
@@ -672,35 +699,113 @@ class RequestDecoder:
         return len(self._buf) - self._pos
 
     def feed(self, data: bytes) -> None:
+        buf = self._buf
         pos = self._pos
+        if pos >= len(buf):
+            # Nothing pending: parse the received bytes in place.
+            self._buf = data if data.__class__ is bytes else bytes(data)
+            self._pos = 0
+            self._scanned = 0
+            self._elements = None
+            return
         if pos:
-            del self._buf[:pos]
             self._pos = 0
             if self._scanned:
                 self._scanned -= pos
             if self._elements is not None:
                 self._elements = (self._elements[0] - pos, self._elements[1])
-        self._buf += data
+        if buf.__class__ is bytes:
+            if len(buf) - pos <= len(data):
+                # a frame's tail arrived: one bytes object again, ready to slice
+                self._buf = buf[pos:] + data
+                return
+            # a large frame under way: accumulate (linear, unlike bytes + bytes)
+            with memoryview(buf) as view:
+                buf = bytearray(view[pos:])
+        elif pos:
+            del buf[:pos]  # type: ignore[union-attr]
+        buf += data  # type: ignore[operator]
+        self._buf = buf
+
+    def _compact(self) -> bytes:
+        """The buffer from the current position on, as ``bytes`` (position 0).
+
+        Called when a complete frame starts at the position, so slices of the
+        buffer are ``bytes`` at once, without a second copy each.
+        """
+        with memoryview(self._buf) as view:
+            buf = view[self._pos :].tobytes()
+        if self._scanned:
+            self._scanned -= self._pos
+        self._buf = buf
+        self._pos = 0
+        return buf
 
     def next_event(self) -> Request | Rejected | TextLine | None:
         """The next request (or rejection, or text line); None if incomplete."""
         buf = self._buf
         pos = self._pos
-        if pos >= len(buf):
+        size = len(buf)
+        if pos >= size:
             return None
         if buf[pos] != MAGIC:
             nl = buf.find(b"\n", max(pos, self._scanned))
             if nl < 0:
-                self._scanned = len(buf)
+                self._scanned = size
                 return None
             self._scanned = 0
             self._pos = nl + 1
             return TextLine(bytes(buf[pos : nl + 1]))
-        if not self._elements_ready(buf, pos):
+        # Fast paths: complete, valid PUT/PUTKEEP/PUTCAT/PUTNR and GET/OUT/VSIZ
+        # frames. Anything else (incomplete, invalid, other commands) takes
+        # the general parser below, which decides exactly as before.
+        if pos + 6 <= size:
+            kind = _FAST_KIND[buf[pos + 1]]
+            if kind == 1:
+                if pos + 10 <= size:
+                    ksiz, vsiz = _II_FROM(buf, pos + 2)
+                    end = pos + 10 + ksiz + vsiz
+                    max_length = self.max_length
+                    if (
+                        end <= size
+                        and 0 <= ksiz <= max_length
+                        and 0 <= vsiz <= max_length
+                    ):
+                        command = buf[pos + 1]
+                        if buf.__class__ is not bytes:
+                            buf = self._compact()
+                            end -= pos
+                            pos = 0
+                        self._pos = end
+                        vpos = pos + 10 + ksiz
+                        return _new_tuple(
+                            Request, (command, (buf[pos + 10 : vpos], buf[vpos:end]))
+                        )
+            elif kind == 2:
+                (ksiz,) = _I32_FROM(buf, pos + 2)
+                end = pos + 6 + ksiz
+                if end <= size and 0 <= ksiz <= self.max_length:
+                    command = buf[pos + 1]
+                    if buf.__class__ is not bytes:
+                        buf = self._compact()
+                        end -= pos
+                        pos = 0
+                    self._pos = end
+                    return _new_tuple(Request, (command, (buf[pos + 6 : end],)))
+        # A frame is parsed in one pass when first seen. An MGET/MISC frame
+        # found incomplete is then only walked on from where its complete
+        # elements end (_elements_ready) until it is whole, not re-parsed.
+        resumed = self._elements is not None
+        if resumed and not self._elements_ready(buf, pos):
             return None
+        if buf.__class__ is not bytes and pos + 1 < size and buf[pos + 1] in (MISC, MGET):
+            buf = self._compact()
+            pos = 0
         try:
             request, end = self._parse(buf, pos)
         except _Incomplete:
+            if not resumed:
+                self._elements_ready(buf, pos)
             return None
         except _Reject as rejection:
             self._pos = pos + rejection.consumed
@@ -708,7 +813,48 @@ class RequestDecoder:
         self._pos = end
         return request
 
-    def _elements_ready(self, buf: bytearray, start: int) -> bool:
+    def next_batch(self) -> Request | Run | Rejected | TextLine | None:
+        """Like :meth:`next_event`, but a series of complete frames of one of
+        PUT, PUTKEEP, PUTCAT, PUTNR, OUT, GET or VSIZ (a client's pipeline)
+        comes back as one :class:`Run`, each element the arguments that
+        :meth:`next_event` would have returned for that frame."""
+        buf = self._buf
+        pos = self._pos
+        size = len(buf)
+        if pos + 6 > size or buf.__class__ is not bytes or buf[pos] != MAGIC:
+            return self.next_event()
+        command = buf[pos + 1]
+        kind = _FAST_KIND[command]
+        if not kind:
+            return self.next_event()
+        max_length = self.max_length
+        items: list[tuple] = []
+        append = items.append
+        if kind == 1:
+            while pos + 10 <= size and buf[pos] == MAGIC and buf[pos + 1] == command:
+                ksiz, vsiz = _II_FROM(buf, pos + 2)
+                vpos = pos + 10 + ksiz
+                end = vpos + vsiz
+                if end > size or ksiz < 0 or ksiz > max_length or vsiz < 0 or vsiz > max_length:
+                    break
+                append((buf[pos + 10 : vpos], buf[vpos:end]))
+                pos = end
+        else:
+            while pos + 6 <= size and buf[pos] == MAGIC and buf[pos + 1] == command:
+                (ksiz,) = _I32_FROM(buf, pos + 2)
+                end = pos + 6 + ksiz
+                if end > size or ksiz < 0 or ksiz > max_length:
+                    break
+                append((buf[pos + 6 : end],))
+                pos = end
+        if not items:
+            return self.next_event()  # incomplete or invalid: decided the usual way
+        self._pos = pos
+        if len(items) == 1:
+            return _new_tuple(Request, (command, items[0]))
+        return _new_tuple(Run, (command, items))
+
+    def _elements_ready(self, buf: bytes | bytearray, start: int) -> bool:
         """False while an MGET/MISC frame is surely incomplete (cheap, resumable).
 
         Walks the element length fields without copying anything, remembering
@@ -761,7 +907,7 @@ class RequestDecoder:
 
     # Field readers: each returns the value and the position after it.
 
-    def _length(self, buf: bytearray, pos: int, start: int, what: str) -> int:
+    def _length(self, buf: bytes | bytearray, pos: int, start: int, what: str) -> int:
         if pos + 4 > len(buf):
             raise _Incomplete
         (n,) = _I32.unpack_from(buf, pos)
@@ -769,11 +915,15 @@ class RequestDecoder:
             raise _Reject(f"{what} length {n} out of range", pos + 4 - start)
         return n
 
-    def _parse(self, buf: bytearray, start: int) -> tuple[Request, int]:
+    def _parse(self, buf: bytes | bytearray, start: int) -> tuple[Request, int]:
         size = len(buf)
         if start + 2 > size:
             raise _Incomplete
         command = buf[start + 1]
+        if command == MISC:
+            return self._parse_misc(buf, start)
+        if command == MGET:
+            return self._parse_mget(buf, start)
         pos = start + 2
 
         def need(n: int) -> None:
@@ -805,21 +955,6 @@ class RequestDecoder:
             return Request(command, (bytes(buf[pos : pos + ksiz]),)), pos + ksiz
         if command in (ITERINIT, ITERNEXT, SYNC, VANISH, RNUM, SIZE, STAT):
             return Request(command, ()), pos
-        if command == MGET:
-            count = self._count(buf, pos, start)
-            pos += 4
-            keys: list[bytes] = []
-            for _ in range(count):
-                need(4)
-                (ksiz,) = _I32.unpack_from(buf, pos)
-                if ksiz < 0 or ksiz > self.max_length:
-                    # ttserver answers for the keys read so far.
-                    return Request(command, (keys,)), pos + 4
-                pos += 4
-                need(ksiz)
-                keys.append(bytes(buf[pos : pos + ksiz]))
-                pos += ksiz
-            return Request(command, (keys,)), pos
         if command == FWMKEYS:
             psiz = self._length(buf, pos, start, "prefix")
             need(8)
@@ -875,29 +1010,6 @@ class RequestDecoder:
             need(hsiz)
             host = bytes(buf[pos : pos + hsiz])
             return Request(command, (host, port, ts, opts)), pos + hsiz
-        if command == MISC:
-            nsiz = self._length(buf, pos, start, "name")
-            if nsiz >= MAX_NAME:
-                raise _Reject(f"function name length {nsiz} too long", pos + 4 - start)
-            pos += 4
-            opts = 0
-            if not self.log_format:
-                need(4)
-                (opts,) = _U32.unpack_from(buf, pos)
-                pos += 4
-            count = self._count(buf, pos, start)
-            pos += 4
-            need(nsiz)
-            name = bytes(buf[pos : pos + nsiz])
-            pos += nsiz
-            args: list[bytes] = []
-            for _ in range(count):
-                asiz = self._length(buf, pos, start, "argument")
-                pos += 4
-                need(asiz)
-                args.append(bytes(buf[pos : pos + asiz]))
-                pos += asiz
-            return Request(command, (name, opts, args)), pos
         if command == REPL:
             need(12)
             ts, sid = struct.unpack_from(">QI", buf, pos)
@@ -907,7 +1019,73 @@ class RequestDecoder:
             return Request(command, (ts, sid)), pos
         raise _Reject(f"unknown command 0x{command:02x}", 2)
 
-    def _count(self, buf: bytearray, pos: int, start: int) -> int:
+    def _parse_mget(self, buf: bytes | bytearray, start: int) -> tuple[Request, int]:
+        if buf.__class__ is not bytes:
+            buf = bytes(buf)  # next_event hands over bytes; slices are then copies once
+        size = len(buf)
+        pos = start + 2
+        count = self._count(buf, pos, start)
+        pos += 4
+        max_length = self.max_length
+        unpack = _I32_FROM
+        keys: list[bytes] = []
+        append = keys.append
+        # Completeness is checked once at the end: after a cut-off key the next
+        # size field lies past the end, where unpack_from fails.
+        try:
+            for _ in range(count):
+                (ksiz,) = unpack(buf, pos)
+                if ksiz < 0 or ksiz > max_length:
+                    # ttserver answers for the keys read so far.
+                    return _new_tuple(Request, (MGET, (keys,))), pos + 4
+                pos += 4 + ksiz
+                append(buf[pos - ksiz : pos])
+        except struct.error:
+            raise _Incomplete from None
+        if pos > size:
+            raise _Incomplete
+        return _new_tuple(Request, (MGET, (keys,))), pos
+
+    def _parse_misc(self, buf: bytes | bytearray, start: int) -> tuple[Request, int]:
+        if buf.__class__ is not bytes:
+            buf = bytes(buf)
+        size = len(buf)
+        pos = start + 2
+        nsiz = self._length(buf, pos, start, "name")
+        if nsiz >= MAX_NAME:
+            raise _Reject(f"function name length {nsiz} too long", pos + 4 - start)
+        pos += 4
+        opts = 0
+        if not self.log_format:
+            if pos + 4 > size:
+                raise _Incomplete
+            (opts,) = _U32.unpack_from(buf, pos)
+            pos += 4
+        count = self._count(buf, pos, start)
+        pos += 4
+        end = pos + nsiz
+        if end > size:
+            raise _Incomplete
+        name = buf[pos:end]
+        pos = end
+        max_length = self.max_length
+        unpack = _I32_FROM
+        args: list[bytes] = []
+        append = args.append
+        try:  # completeness checked as in _parse_mget
+            for _ in range(count):
+                (asiz,) = unpack(buf, pos)
+                if asiz < 0 or asiz > max_length:
+                    raise _Reject(f"argument length {asiz} out of range", pos + 4 - start)
+                pos += 4 + asiz
+                append(buf[pos - asiz : pos])
+        except struct.error:
+            raise _Incomplete from None
+        if pos > size:
+            raise _Incomplete
+        return _new_tuple(Request, (MISC, (name, opts, args))), pos
+
+    def _count(self, buf: bytes | bytearray, pos: int, start: int) -> int:
         if pos + 4 > len(buf):
             raise _Incomplete
         (n,) = _I32.unpack_from(buf, pos)
@@ -929,6 +1107,24 @@ def reply_bytes(value: bytes) -> bytes:
     return b"\x00" + _u32(len(value)) + value
 
 
+def reply_statuses(oks: list[bool]) -> bytes:
+    """The replies to a series of status-only requests (PUT, OUT, …): one byte each."""
+    return bytes(map(operator.not_, oks))  # REPLY_OK is 0, REPLY_FAIL 1
+
+
+def reply_values(values: list[bytes | None]) -> bytes:
+    """The replies to a series of GETs: :func:`reply_bytes`, or REPLY_FAIL for None."""
+    parts: list[bytes] = []
+    append = parts.append
+    for value in values:
+        if value is None:
+            append(REPLY_FAIL)
+        else:
+            append(b"\x00" + _u32(len(value)))
+            append(value)
+    return b"".join(parts)
+
+
 def reply_u32(n: int) -> bytes:
     return b"\x00" + _u32(n)
 
@@ -947,10 +1143,11 @@ def reply_double(value: float) -> bytes:
 
 def reply_list(items: list[bytes]) -> bytes:
     """FWMKEYS and MISC success: status, count, sized elements."""
-    parts = [b"\x00", _u32(len(items))]
-    for item in items:
-        parts.append(_u32(len(item)))
-        parts.append(item)
+    n = len(items)
+    parts = [b""] * (2 * n + 1)
+    parts[0] = b"\x00" + _u32(n)
+    parts[1::2] = map(_u32, map(len, items))  # element sizes and elements interleaved
+    parts[2::2] = items
     return b"".join(parts)
 
 
