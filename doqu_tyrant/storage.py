@@ -17,7 +17,6 @@ reconnects by itself.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from itertools import chain
 from typing import Any, TypeVar
 
 from doqu.backend_base import BaseStorageAdapter
@@ -49,6 +48,14 @@ def _name_bytes(name: Any) -> bytes:
     if isinstance(name, bytes):
         return name
     raise TypeError(f"column names are text, not {type(name).__name__} {name!r}")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class StorageAdapter(BaseStorageAdapter):
@@ -216,14 +223,16 @@ class StorageAdapter(BaseStorageAdapter):
     def _record(self, data: Mapping[Any, Any]) -> Mapping[Any, Any]:
         """``data`` checked (and converted where needed) so that the put cannot fail."""
         if type(data) is dict and data and "" not in data:
-            # The common case, checked in bulk: text names and values, no NUL inside.
+            # The common case, checked in bulk: text names and values, no NUL
+            # inside, encodable (ASCII, or no lone surrogate).
             try:
-                text = "\0".join(chain.from_iterable(data.items()))
-                text.encode()
-            except (TypeError, UnicodeEncodeError):
+                text = "\0".join([*data, *data.values()])
+            except TypeError:
                 pass
             else:
-                if text.count("\0") == 2 * len(data) - 1:
+                if text.count("\0") == 2 * len(data) - 1 and (
+                    text.isascii() or _encodable(text)
+                ):
                     return data
         record: dict[Any, Any] = {}
         for name, value in data.items():

@@ -1046,3 +1046,15 @@ def test_threads_share_one_cabinet(tmp_path: Path) -> None:
         assert cab.rnum() == 8 * 2000 + 2
         assert cab.get(b"shared") == b"y" * 16000
         assert cab.addint(b"counter", 0) == 16000
+
+
+def test_guard_nul_in_column_name_of_indexed_column(tmp_path: Path) -> None:
+    # Tokyo Cabinet matches column names to indexes as C strings: "a\0x" hits
+    # the index of "a", and an empty value there would abort the process.
+    with Cabinet(str(tmp_path / "t.tct")) as table:
+        assert table.misc(b"setindex", [b"a", b"0"]) == []
+        assert table.misc(b"put", [b"k", b"a\0x", b""]) is None
+        assert table.misc(b"putkeep", [b"k", b"a\0x", b""]) is None
+        assert table.misc(b"put", [b"k", b"a\0x", b"v"]) == []
+        assert table.misc(b"get", [b"k"]) is not None
+        assert table.rnum() == 1

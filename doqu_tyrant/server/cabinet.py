@@ -2,7 +2,9 @@
 
 The Tyrant-compatible server answers with whatever the library answers, so this
 module adds no semantics of its own: each :class:`Cabinet` method is one library
-call (PUTSHL, which the abstract API lacks, is a get + put under the lock).
+call (PUTSHL, which the abstract API lacks, is a get + put under the lock; the
+batch methods ``getmany``, ``mget`` and ``putmany`` are one call per element
+under one lock acquisition, for pipelined requests).
 
 The one exception is a set of *guards*.  The packaged Tokyo Cabinet 1.4.48 is
 built with assertions, and some inputs abort the whole process (protocol spec
