@@ -563,41 +563,28 @@ class Cabinet:
 
     # -- records ----------------------------------------------------------------------
 
-    def put(self, key: bytes, value: bytes) -> bool:
-        """Store, overwriting (``tcadbput``)."""
+    def _store(self, fast: Any, declared: Any, key: bytes, value: bytes, cat: bool) -> bool:
+        """One guarded put-style call; ``fast`` skips ctypes' argument checks for bytes."""
         with self._lock:
             adb = self._adb
             if adb is None:
                 raise CabinetClosedError("the database is closed")
-            if self._ordered and self._record_aborts(adb, key, value, False):
+            if self._ordered and self._record_aborts(adb, key, value, cat):
                 return False
-            if key.__class__ is bytes and value.__class__ is bytes:
-                return _fast_put(adb, key, len(key), value, len(value))
-            return _tcadbput(adb, key, len(key), value, len(value))
+            call = fast if key.__class__ is bytes and value.__class__ is bytes else declared
+            return call(adb, key, len(key), value, len(value))  # type: ignore[no-any-return]
+
+    def put(self, key: bytes, value: bytes) -> bool:
+        """Store, overwriting (``tcadbput``)."""
+        return self._store(_fast_put, _tcadbput, key, value, False)
 
     def putkeep(self, key: bytes, value: bytes) -> bool:
         """Store only if the key is absent (``tcadbputkeep``)."""
-        with self._lock:
-            adb = self._adb
-            if adb is None:
-                raise CabinetClosedError("the database is closed")
-            if self._ordered and self._record_aborts(adb, key, value, False):
-                return False
-            if key.__class__ is bytes and value.__class__ is bytes:
-                return _fast_putkeep(adb, key, len(key), value, len(value))
-            return _tcadbputkeep(adb, key, len(key), value, len(value))
+        return self._store(_fast_putkeep, _tcadbputkeep, key, value, False)
 
     def putcat(self, key: bytes, value: bytes) -> bool:
         """Append (tables: add only the missing columns) (``tcadbputcat``)."""
-        with self._lock:
-            adb = self._adb
-            if adb is None:
-                raise CabinetClosedError("the database is closed")
-            if self._ordered and self._record_aborts(adb, key, value, True):
-                return False
-            if key.__class__ is bytes and value.__class__ is bytes:
-                return _fast_putcat(adb, key, len(key), value, len(value))
-            return _tcadbputcat(adb, key, len(key), value, len(value))
+        return self._store(_fast_putcat, _tcadbputcat, key, value, True)
 
     def putshl(self, key: bytes, value: bytes, width: int) -> bool:
         """Append ``value`` and keep the last ``width`` bytes (Tyrant PUTSHL).
