@@ -572,7 +572,7 @@ class Cabinet:
             if self._ordered and self._record_aborts(adb, key, value, cat):
                 return False
             call = fast if key.__class__ is bytes and value.__class__ is bytes else declared
-            return call(adb, key, len(key), value, len(value))  # type: ignore[no-any-return]
+            return call(adb, key, len(key), value, len(value))
 
     def put(self, key: bytes, value: bytes) -> bool:
         """Store, overwriting (``tcadbput``)."""
