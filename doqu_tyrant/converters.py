@@ -252,7 +252,10 @@ def _digits(raw: Any, sizes: tuple[int, ...], what: str) -> str:
 
 @converter_manager.from_db(datetime.date)
 def _date_from_db(raw: Any, storage: Any) -> datetime.date:
-    text = _digits(raw, (8,), "YYYYMMDD date")
+    if raw.__class__ is str and len(raw) == 8 and raw.isascii() and raw.isdigit():
+        text = raw  # what _digits checks, inline
+    else:
+        text = _digits(raw, (8,), "YYYYMMDD date")
     try:
         return _date_from_digits(text)  # the ISO basic format, parsed in C
     except ValueError:  # refused: let the constructor say why

@@ -29,9 +29,9 @@ so there only the keys are fetched); ``values(name)`` fetches one column;
 ``delete()`` is a ``search`` with ``out`` (a metasearch would delete only
 its last part, so a combination fetches its keys and removes them with one
 ``outlist``: two requests). Negative indexes and steps read the whole
-result in one request and slice it locally. Note that ``list(query)`` asks
-Python's ``len()`` first (one ``count``); iterate or slice (``query[:]``)
-for a single request.
+result in one request and slice it locally. Note that ``list(query)`` also
+calls ``len()`` for a size hint (one ``count``, since results are never
+cached); iterate or slice (``query[:]``) for a single request.
 """
 
 from __future__ import annotations
