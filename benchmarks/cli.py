@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bundled import bundled_server, server_env  # noqa: E402
+
 from doqu_tyrant.tyrant import Tyrant  # noqa: E402
 
 
@@ -36,38 +38,17 @@ def cli(*args: str) -> list[str]:
 
 
 def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
-    e.pop("TYRANT_URL", None)
-    return e
-
-
-@contextlib.contextmanager
-def bundled_server(path: str) -> Iterator[str]:
-    """``python -m doqu_tyrant.server`` on a free port, in its own process."""
-    proc = subprocess.Popen([sys.executable, "-m", "doqu_tyrant.server", "--port", "0", path],
-                            stdout=subprocess.PIPE, env=env())
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode()
-        if not line.startswith("listening on "):
-            raise SystemExit(f"the server did not start: {line!r}")
-        yield "tyrant://" + line.split()[-1]
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    return server_env()
 
 
 @contextlib.contextmanager
 def servers(source: str | None, target: str | None) -> Iterator[tuple[str, str]]:
     """The given URLs, or bundled servers on temporary table databases."""
-    with tempfile.TemporaryDirectory() as directory, contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
         if source is None:
-            source = stack.enter_context(bundled_server(os.path.join(directory, "source.tct")))
+            source = stack.enter_context(bundled_server("source.tct"))
         if target is None:
-            target = stack.enter_context(bundled_server(os.path.join(directory, "target.tct")))
+            target = stack.enter_context(bundled_server("target.tct"))
         yield source, target
 
 

@@ -22,42 +22,20 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bundled import bundled_server  # noqa: E402
+
 from doqu_tyrant.tyrant import AsyncTyrant, Tyrant  # noqa: E402
 from doqu_tyrant.tyrant.client import parse_url  # noqa: E402
 
 VALUE = b"col\0" + b"x" * 96  # a valid table record too, so any database type works
-
-
-@contextmanager
-def bundled_server(name: str) -> Iterator[str]:
-    """``python -m doqu_tyrant.server`` on a fresh database ``name`` (a file
-    name, or ``*``/``+`` for an on-memory one)."""
-    with tempfile.TemporaryDirectory() as directory:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        path = name if name in ("*", "+") else os.path.join(directory, name)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "doqu_tyrant.server", "--port", "0", path],
-            stdout=subprocess.PIPE, env=env, cwd=directory)
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline().decode().strip()
-            if not line.startswith("listening on "):
-                raise SystemExit(f"server did not start: {line!r}")
-            yield "tyrant://" + line[len("listening on "):]
-        finally:
-            proc.terminate()
-            proc.wait(20)
 
 
 def measure(func: Callable[[], int]) -> tuple[float, float]:

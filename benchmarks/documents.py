@@ -28,19 +28,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bundled import bundled_server  # noqa: E402
 
 from doqu import Document  # noqa: E402
 from doqu.validators import Length, Required  # noqa: E402
@@ -72,25 +70,6 @@ def record(i: int) -> dict[str, str]:
     return {"name": f"person {i}", "age": str(i % 90), "height": repr(1.5 + (i % 50) / 100),
             "balance": str(Decimal(i) / 4), "born": f"{1950 + i % 60:04d}{1 + i % 12:02d}01",
             "tags": "a, b" if i % 2 else "", "active": "1" if i % 3 else "0"}
-
-
-@contextmanager
-def bundled_server() -> Iterator[str]:
-    with tempfile.TemporaryDirectory() as directory:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "doqu_tyrant.server", "--port", "0",
-             os.path.join(directory, "bench.tct")],
-            stdout=subprocess.PIPE, env=env, cwd=directory)
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline().decode().strip()
-            if not line.startswith("listening on "):
-                raise SystemExit(f"server did not start: {line!r}")
-            yield "tyrant://" + line[len("listening on "):]
-        finally:
-            proc.terminate()
-            proc.wait(20)
 
 
 def timed(run: Callable[[], None], setup: Callable[[], None] | None) -> tuple[float, float]:
@@ -240,5 +219,5 @@ if __name__ == "__main__":
     if args.url:
         main(args.url, args.rounds, args.records)
     else:
-        with bundled_server() as url:
+        with bundled_server("bench.tct") as url:
             main(url, args.rounds, args.records)
