@@ -25,15 +25,18 @@ venv: $(PY)
 demo: deps
 	PYTHONPATH=$(CURDIR) $(PYTHON) examples/demo.py
 
-# Lint, types and docs first, so the test summary is the last line printed.
+# Lint, types and docs first; then the suite on the default Python, then on
+# every other supported Python found here (tools/test_pythons.py), so the
+# summary of all interpreters is the last line printed.
 test: deps venv
-	$(PY) -m ruff check doqu doqu_tyrant tests benchmarks examples
+	$(PY) -m ruff check doqu doqu_tyrant tests benchmarks examples tools
 	$(PY) -m mypy
 	$(PY) -m sphinx -q -W -b html docs docs/_build/html
 	$(PY) -m pytest -q
+	$(PY) tools/test_pythons.py --exclude $$($(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])")
 
 lint: venv
-	$(PY) -m ruff check doqu doqu_tyrant tests benchmarks examples
+	$(PY) -m ruff check doqu doqu_tyrant tests benchmarks examples tools
 
 type: venv
 	$(PY) -m mypy
@@ -47,4 +50,4 @@ bench: venv
 	$(PY) benchmarks/documents.py
 
 clean:
-	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache docs/_build
+	rm -rf $(VENV) .venvs .tox .pytest_cache .mypy_cache .ruff_cache docs/_build

@@ -585,7 +585,7 @@ def setindex(column: Key, kind: int | str, *, keep: bool = False) -> Cmd:
     if b"\0" in name:
         raise ValueError(f"column {name!r} contains a NUL byte")
     code = index_kind(kind) | (INDEX_KEEP if keep else 0)
-    frame = p.encode_misc(b"setindex", [name, str(code).encode()], 0)
+    frame = p.encode_misc(b"setindex", [name, b"%d" % code], 0)
     return (frame, p.MISC, _setindex, keep, False)
 
 

@@ -146,7 +146,7 @@ def _number(value: object, what: str) -> bytes:
     if isinstance(value, bool):
         raise TypeError(f"{what}: a bool is not a number here; use 0/1 or '0'/'1'")
     if isinstance(value, int):
-        return str(value).encode()
+        return b"%d" % value  # not str(): an IntEnum's str() is its name on 3.10
     if isinstance(value, float):
         if math.isnan(value):
             return b"nan"
@@ -223,7 +223,7 @@ def parse_op(op: int | str) -> int:
 
 def _cond_arg(cond: Condition) -> bytes:
     column, op, expr = cond
-    return b"addcond\0" + column + b"\0" + str(op).encode() + b"\0" + expr
+    return b"addcond\0" + column + b"\0" + b"%d" % op + b"\0" + expr
 
 
 def lookup_condition(key: str, value: object, negate: bool = False) -> Condition:
@@ -352,11 +352,11 @@ def parse_values(element: bytes, raw: bool) -> dict:
 
 def _limit_arg(limit: tuple[int | None, int]) -> bytes:
     max_, skip = limit
-    return b"setlimit\0" + str(-1 if max_ is None else max_).encode() + b"\0" + str(skip).encode()
+    return b"setlimit\0%d\0%d" % (-1 if max_ is None else max_, skip)
 
 
 def _order_arg(order: tuple[bytes, int]) -> bytes:
-    return b"setorder\0" + order[0] + b"\0" + str(order[1]).encode()
+    return b"setorder\0" + order[0] + b"\0%d" % order[1]
 
 
 # ---------------------------------------------------------------------------
@@ -591,7 +591,7 @@ class BaseQuery:
                         args.append(_order_arg(self._order))
                     if self._limit is not None:
                         args.append(_limit_arg(self._limit))
-            args.append(b"mstype\0" + str(self._mstype).encode())
+            args.append(b"mstype\0%d" % self._mstype)
             name = b"metasearch"
         else:
             args = self._section()

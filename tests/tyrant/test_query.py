@@ -313,3 +313,26 @@ def test_streaming_large_result(t: Tyrant) -> None:
     it.close()  # abandoned mid-reply: that connection is discarded
     assert t.query.count() == 20000
     assert len(list(t)) == 20000
+
+
+def test_enum_codes_go_out_as_digits_on_every_python() -> None:
+    # str() of an IntEnum member is its name on Python 3.10 ("Op.NUMGT"); the
+    # wire needs the number, for operators, orders, set operations and values.
+    from doqu_tyrant.tyrant import Order, SetOp
+
+    q = OFFLINE.query.condition("age", Op.NUMGT, 1).order_by("age", numeric=True)
+    built = args(q)
+    assert b"addcond\0age\x009\x001" in built
+    assert b"setorder\0age\x002" in built
+    assert b"setorder\0age\x002" == b"setorder\0age\0%d" % Order.NUMASC
+    diff = OFFLINE.query.filter(a="1") - OFFLINE.query.filter(b="2")
+    assert args(diff)[-1] == b"mstype\0%d" % int(SetOp.DIFF) == b"mstype\x002"
+    assert cond(OFFLINE.query.filter(age=Op.NUMGT)) == b"addcond\0age\x008\x009"
+
+
+def test_difference_delete_removes_only_the_difference(people: Tyrant) -> None:
+    # On 3.10 the mstype went out as "SetOp.DIFF" and the server deleted
+    # every record of the table.
+    removed = (people.query.filter(city="tokyo") - people.query.filter(age=30)).delete()
+    assert sorted(people.query.keys()) == ["u1", "u2", "u4", "u5", "u6"]
+    assert removed == 1
