@@ -29,14 +29,14 @@ demo: deps
 # every other supported Python found here (tools/test_pythons.py), so the
 # summary of all interpreters is the last line printed.
 test: deps venv
-	$(PY) -m ruff check doqu doqu_tyrant tests benchmarks examples tools
+	$(PY) -m ruff check doqu doqu_tyrant pyrant tests benchmarks examples tools
 	$(PY) -m mypy
 	$(PY) -m sphinx -q -W -b html docs docs/_build/html
 	$(PY) -m pytest -q
 	$(PY) tools/test_pythons.py --exclude $$($(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])")
 
 lint: venv
-	$(PY) -m ruff check doqu doqu_tyrant tests benchmarks examples tools
+	$(PY) -m ruff check doqu doqu_tyrant pyrant tests benchmarks examples tools
 
 type: venv
 	$(PY) -m mypy

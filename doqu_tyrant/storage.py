@@ -17,7 +17,7 @@ reconnects by itself.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from doqu.backend_base import BaseStorageAdapter
 from doqu.backends import ImproperlyConfigured
@@ -30,6 +30,9 @@ from doqu_tyrant.records import decode_pairs, key_bytes, key_text, parse_seriali
 from doqu_tyrant.tyrant.client import DEFAULT_PORT, Tyrant, parse_url
 from doqu_tyrant.tyrant.errors import TyrantError
 from doqu_tyrant.tyrant.protocol import MISC_NOULOG
+
+if TYPE_CHECKING:
+    import pyrant
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "StorageAdapter"]
 
@@ -145,6 +148,19 @@ class StorageAdapter(BaseStorageAdapter):
         if client is None:
             raise RuntimeError(f"{type(self).__name__} is not connected")
         return client
+
+    @property
+    def connection(self) -> pyrant.Tyrant:
+        """A :class:`pyrant.Tyrant` on this adapter's connections, as doqu 0.28
+        offered (made on first use; ``pyrant`` is imported only then)."""
+        client = self.client
+        conn: pyrant.Tyrant | None = getattr(self, "_pyrant", None)
+        if conn is None or conn.proto.client is not client:
+            import pyrant
+
+            conn = pyrant.Tyrant.from_client(client)
+            self._pyrant = conn
+        return conn
 
     # -- records ------------------------------------------------------------------------
 
