@@ -154,7 +154,11 @@ class Tyrant:
 
     def _separator_bytes(self) -> bytes:
         sep = self.separator
-        return sep.encode("utf-8") if isinstance(sep, str) else bytes(sep)
+        if isinstance(sep, str):
+            return sep.encode("utf-8")
+        if isinstance(sep, bytes):
+            return sep
+        raise TypeError(f"the separator must be text, not {type(sep).__name__}")
 
     def _joined(self, items: Iterable[Any]) -> bytes:
         """``separator.join(items)``: the items must be text (or bytes)."""

@@ -26,6 +26,7 @@ __all__ = ["Query", "Condition", "Lookup", "ExistanceLookup", "Ordering", "Resul
 
 #: Records fetched per MGET when a query's results are read.
 CACHE_CHUNK_SIZE = 1000
+_OUTLIST_CHUNK = 100_000  # keys per outlist when deleting a metasearch
 
 
 class Query:
@@ -188,8 +189,17 @@ class Query:
 
     def delete(self, quick: bool = False) -> bool | None:
         """Delete every match on the server. Returns None; with ``quick=True``
-        another search follows and False is returned (pyrant's results)."""
-        self._do_search(out=True)
+        another search follows and False is returned (pyrant's results).
+
+        A union, intersection or difference fetches its keys and removes them
+        with ``outlist`` (the server's own delete would remove what the *last*
+        part matches: for ``a - b``, the records of ``b``)."""
+        if self._ms_conditions and self._ms_type is not None:
+            found = self._do_search()
+            for start in range(0, len(found), _OUTLIST_CHUNK):
+                self._proto.misc("outlist", found[start:start + _OUTLIST_CHUNK])
+        else:
+            self._do_search(out=True)
         if quick:
             return not bool(self._do_search(count=True))
         return None

@@ -128,6 +128,20 @@ def test_large_numbers_in_conditions_are_plain_decimals(items: pyrant.Tyrant) ->
     assert [k for k, _ in items.query.filter(price__in=[1e20, 3])] == ["c"]
 
 
+@pytest.mark.parametrize("combine, kept", [
+    (lambda foo, cheap: foo - cheap, ["a", "b", "d"]),
+    (lambda foo, cheap: foo & cheap, ["b", "c", "d"]),
+    (lambda foo, cheap: foo | cheap, ["d"]),
+])
+def test_deleting_a_combination_deletes_what_it_matches(items: pyrant.Tyrant, combine: object,
+                                                        kept: list[str]) -> None:
+    # pyrant sent one search with "out": the server deleted what the *last*
+    # part matched, so "all Foo except the cheap ones" deleted the cheap ones.
+    foo, cheap = items.query.filter(name="Foo"), items.query.filter(price__lt=3)
+    assert combine(foo, cheap).delete() is None  # type: ignore[operator]
+    assert sorted(items.keys()) == kept
+
+
 def test_values_skips_records_without_the_column(items: pyrant.Tyrant) -> None:
     # pyrant raised KeyError as soon as one match lacked the column.
     assert items.query.values("note") == ["the Quick fox"]
