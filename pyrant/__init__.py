@@ -32,7 +32,7 @@ __all__ = ["Tyrant"]
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 1978
 
-_ITER_BATCH = 256  # ITERNEXT requests per round trip in iterkeys()
+_ITER_BATCH = 1024  # ITERNEXT requests per round trip in iterkeys()
 _CHUNK_SIZE = 1000  # keys per getlist in iteritems()
 
 
@@ -142,7 +142,7 @@ class Tyrant:
                 raise TypeError(
                     f"a dict is stored as a table record, but this is a {self._db_kind()} "
                     "database; store text (or a list, with a separator)")
-            record = {wire(k): self._column(utils.from_python(v)) for k, v in value.items()}
+            record = self._record(value, utils.from_python)
             with protocol._failure_is_invalid("misc put"):
                 self._client.table_put(_key(key), record)
             return
@@ -169,6 +169,15 @@ class Tyrant:
                                 f"{type(item).__name__} found")
             parts.append(wire(item))
         return self._separator_bytes().join(parts)
+
+    def _record(self, value: dict[Any, Any], convert: Any = None) -> dict[Any, Any]:
+        """A dict as a table record of text or bytes (``convert`` first applied
+        to each value); a dict of text only is used as it is."""
+        if all(type(v) is str for v in value.values()) and all(type(k) is str for k in value):
+            return value
+        if convert is not None:
+            return {wire(k): self._column(convert(v)) for k, v in value.items()}
+        return {wire(k): self._column(v) for k, v in value.items()}
 
     def _column(self, value: Any) -> bytes:
         """One column value of a table record as bytes."""
@@ -249,14 +258,16 @@ class Tyrant:
         clients)."""
         client = self._client
         self.proto.iterinit()
+        size = 16  # ITERNEXT requests per round trip, doubling up to _ITER_BATCH
         while True:
             batch = client.pipeline()
-            for _ in range(_ITER_BATCH):
+            for _ in range(size):
                 batch.iternext()
             for key in batch.execute():
                 if key is None:
                     return
                 yield protocol._decode(key)
+            size = min(size * 2, _ITER_BATCH)
 
     def keys(self) -> list[str]:
         """Every key, as a list."""
@@ -356,7 +367,7 @@ class Tyrant:
         all_records = True
         for key, value in pairs:
             if isinstance(value, dict):
-                value = {wire(k): self._column(v) for k, v in value.items()}
+                value = self._record(value)
             else:
                 all_records = False
                 if is_iterable(value):
