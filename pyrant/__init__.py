@@ -415,9 +415,12 @@ def _key(key: Any) -> bytes:
     return data
 
 
-def _serialized(key: bytes, record: dict[bytes, bytes]) -> bytes:
+def _serialized(key: bytes, record: dict[Any, Any]) -> bytes:
     """A record as ``name\\0value...``; names and values must not hold NUL."""
+    parts: list[bytes] = []
     for name, value in record.items():
-        if not name or b"\0" in name or b"\0" in value:
+        name_b, value_b = wire(name), wire(value)
+        if not name_b or b"\0" in name_b or b"\0" in value_b:
             raise ValueError(f"record {key!r}: column {name!r} is empty or holds a NUL byte")
-    return b"\0".join(x for pair in record.items() for x in pair)
+        parts += (name_b, value_b)
+    return b"\0".join(parts)
