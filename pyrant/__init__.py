@@ -311,8 +311,8 @@ class Tyrant:
     def multi_add(self, values: Iterable[Any], chunk_size: int = 1000,
                   no_update_log: bool = False) -> list[Any]:
         """Store each of ``values`` under a generated key; return the keys.
-        Written :meth:`multi_set` by :meth:`multi_set`, ``chunk_size`` + 1 at a
-        time (0: all at once)."""
+        The records are written with :meth:`multi_set`, ``chunk_size`` + 1 at a
+        time (0: all in one request)."""
         if not is_iterable(values):
             raise AssertionError("values must be an iterable")
         keys: list[Any] = []
