@@ -6,6 +6,8 @@ differences ("Keep using pyrant" in docs/migration.rst).
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import pyrant
@@ -169,15 +171,18 @@ def test_prefix_keys_without_limit(kt: pyrant.Tyrant) -> None:
     assert sorted(kt.proto.fwmkeys("p")) == ["p1", "p2"]
 
 
+@pytest.mark.skipif(bool(os.environ.get("TYRANT_URL")),
+                    reason="the request would abort a real ttserver unless the client refuses it")
 def test_empty_value_in_an_indexed_column_does_not_kill_the_server(
         tt: pyrant.Tyrant, native: Tyrant) -> None:
     # pyrant stores None and False as "": into a column with a lexical index
     # that aborts a real ttserver (spec §10). The write fails instead.
-    assert tt.proto.add_index("flag")
+    column = "pyrant_test_flag"
+    assert tt.proto.add_index(column)
     try:
         with pytest.raises((exceptions.InvalidOperation, ValueError)):
-            tt["k"] = {"flag": False}
+            tt["k"] = {column: False}
         assert "k" not in tt
         assert native.stat()["type"] == "table"
     finally:
-        tt.proto.drop_index("flag")
+        tt.proto.drop_index(column)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -135,25 +136,28 @@ def test_restore_and_setmst_send_whole_frames(hp: TyrantProtocol) -> None:
     # waited for the missing bytes and the call hung.
     with pytest.raises(exceptions.InvalidOperation):
         hp.restore("/nonexistent-dir", 0)
-    assert hp.setmst("", 0) is None  # no master: replication stays off
+    if not os.environ.get("TYRANT_HASH_URL"):  # it would end a real slave's replication
+        assert hp.setmst("", 0) is None  # no master: replication stays off
     assert hp.rnum() == 0  # the connection is still in step
 
 
 def test_indexes(p: TyrantProtocol) -> None:
+    # column names no real database is likely to index (TYRANT_URL is left as found)
+    name, age, tags, bio = (f"pyrant_test_{c}" for c in ("name", "age", "tags", "bio"))
     try:
-        assert p.add_index("name") is True
-        assert p.add_index("name", keep=True) is False  # exists already
-        assert p.add_index("age", "decimal") is True
-        assert p.add_index("tags", "token") is True
-        assert p.add_index("bio", "q-gram") is True
-        assert p.optimize_index("name") is True
+        assert p.add_index(name) is True
+        assert p.add_index(name, keep=True) is False  # exists already
+        assert p.add_index(age, "decimal") is True
+        assert p.add_index(tags, "token") is True
+        assert p.add_index(bio, "q-gram") is True
+        assert p.optimize_index(name) is True
         with pytest.raises(AssertionError, match="unknown index type"):
             p.add_index("x", "bogus")
-        assert p.drop_index("name") is True
-        assert p.drop_index("name") is False
-        assert p.optimize_index("name") is False
+        assert p.drop_index(name) is True
+        assert p.drop_index(name) is False
+        assert p.optimize_index(name) is False
     finally:
-        for column in ("name", "age", "tags", "bio"):
+        for column in (name, age, tags, bio):
             p.drop_index(column)
 
 
