@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from typing import Any, TypeVar
 
 from . import commands as c
+from . import kinds as k
 from . import protocol as p
 from .client import DEFAULT_PORT, parse_url
 from .errors import (
@@ -311,7 +312,9 @@ class AsyncTyrant:
     """The asyncio Tyrant client; the API of :class:`~.client.Tyrant` as coroutines.
 
     Item assignment cannot be awaited, so the table layer is the ``table_*``
-    methods (``await t.table_get(pk)``) and :attr:`query`.
+    methods (``await t.table_get(pk)``) and :attr:`query`; ``async for key in
+    t`` iterates over the keys, and the bulk calls follow the database's kind
+    as the blocking client's do.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
@@ -378,15 +381,18 @@ class AsyncTyrant:
         replies = await self._request_many(frame, [command], idempotent)
         return parse(replies[0], arg)
 
-    async def _stream_misc(self, name: bytes, args: list[bytes],
-                           opts: int) -> AsyncIterator[list]:
+    def _stream_misc(self, name: bytes, args: list[bytes], opts: int) -> AsyncIterator[list]:
         frame = c.misc(name, args, opts)[0]
+        return self._stream(frame, p.MISC, f"misc {name.decode('latin-1')}")
+
+    async def _stream(self, frame: bytes, command: int, label: str) -> AsyncIterator[list]:
+        """A request with a list reply (MISC, FWMKEYS), yielded chunk by chunk."""
         pool = self._pool
         conn = await pool.acquire(exclusive=True)
         queue: asyncio.Queue = asyncio.Queue()
         done = False
         try:
-            conn.send(frame, [p.MISC], queue)
+            conn.send(frame, [command], queue)
             while True:
                 if self.timeout is None:
                     item = await queue.get()
@@ -402,7 +408,7 @@ class AsyncTyrant:
                 if isinstance(item, p.Reply):
                     done = True
                     if not item.ok:
-                        raise TyrantCommandError(f"misc {name.decode('latin-1')}")
+                        raise TyrantCommandError(label)
                     if item.value:
                         yield item.value  # type: ignore[misc]
                     return
@@ -415,6 +421,36 @@ class AsyncTyrant:
     def pipeline(self) -> AsyncPipeline:
         """Queue commands, then ``await pl.execute()`` sends them in one write."""
         return AsyncPipeline(self)
+
+    # -- the kind of database -----------------------------------------------
+
+    _kind: str | None = None
+
+    async def kind(self) -> str:
+        """The kind of database the server holds (STAT ``type``), asked once and
+        remembered; see ``Tyrant.kind``."""
+        kind = self._kind
+        if kind is None:
+            kind = self._kind = k.kind_of(await self.stat())
+        return kind
+
+    async def _require_table(self, what: str) -> None:
+        k.require_table(self._kind if self._kind is not None else await self.kind(), what)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        """Every key: a table's as text (one search), a key-value database's as
+        bytes (one FWMKEYS), streamed while they arrive."""
+        return self._iter_keys()
+
+    async def _iter_keys(self) -> AsyncIterator[Any]:
+        kind = self._kind if self._kind is not None else await self.kind()
+        if k.is_table(kind):
+            async for key in self.query.iter_keys():
+                yield key
+            return
+        async for chunk in self._stream(k.all_keys_frame(kind), p.FWMKEYS, "fwmkeys"):
+            for key in chunk:
+                yield key
 
     # -- key-value commands -------------------------------------------------
 
@@ -478,6 +514,18 @@ class AsyncTyrant:
         return await self._run(  # type: ignore[no-any-return]
             c.ext(name, key, value, lock_record=lock_record, lock_global=lock_global))
 
+    async def call_func(self, func: c.Key, key: c.Key = b"", value: c.Key = b"",
+                        record_locking: bool = False, global_locking: bool = False) -> bytes:
+        """pyrant's ``call_func(func, key, value, record_locking, global_locking)``."""
+        return await self._run(  # type: ignore[no-any-return]
+            c.call_func(func, key, value, record_locking, global_locking))
+
+    async def mput(self, items: Mapping[Any, c.Key] | Iterable[tuple[Any, c.Key]]) -> None:
+        return await self._run(c.mput(items))  # type: ignore[no-any-return]
+
+    async def mout(self, keys: Iterable[c.Key]) -> None:
+        return await self._run(c.mout(keys))  # type: ignore[no-any-return]
+
     async def sync(self) -> None:
         return await self._run(c.sync())  # type: ignore[no-any-return]
 
@@ -528,15 +576,20 @@ class AsyncTyrant:
     async def table_out(self, pk: c.Key) -> bool:
         return await self._run(c.table_out(pk))  # type: ignore[no-any-return]
 
-    async def getlist(self, pks: Iterable[c.Key], *, raw: bool = False) -> dict[Any, dict]:
-        return await self._run(c.getlist(pks, raw=raw))  # type: ignore[no-any-return]
+    async def getlist(self, pks: Iterable[c.Key], *, raw: bool = False) -> dict[Any, Any]:
+        """Records (table) or values (key-value database) of the existing ``pks``."""
+        kind = self._kind if self._kind is not None else await self.kind()
+        return await self._run(k.getlist(kind, pks, raw))  # type: ignore[no-any-return]
 
-    async def putlist(self, records: Mapping[Any, c.Record]
-                      | Iterable[tuple[Any, c.Record]]) -> None:
-        return await self._run(c.putlist(records))  # type: ignore[no-any-return]
+    async def putlist(self, records: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> None:
+        """Many records (table) or values (key-value database) in one round trip."""
+        bulk = k.BulkPut(records)
+        kind = self._kind if self._kind is not None else await self.kind()
+        return await self._run(bulk.for_kind(kind))  # type: ignore[no-any-return]
 
     async def outlist(self, pks: Iterable[c.Key]) -> None:
-        return await self._run(c.outlist(pks))  # type: ignore[no-any-return]
+        kind = self._kind if self._kind is not None else await self.kind()
+        return await self._run(k.outlist(kind, pks))  # type: ignore[no-any-return]
 
     async def setindex(self, column: c.Key, kind: int | str, *, keep: bool = False) -> bool:
         return await self._run(c.setindex(column, kind, keep=keep))  # type: ignore[no-any-return]
@@ -560,7 +613,6 @@ class AsyncTyrant:
     prefix_keys = fwmkeys
     get_stats = stat
     generate_key = genuid
-    call_func = ext
     get_size = vsiz
     concat = putcat
     clear = vanish

@@ -26,20 +26,12 @@ from __future__ import annotations
 import select
 import socket
 import time
-from collections.abc import (
-    Generator,
-    ItemsView,
-    Iterable,
-    Iterator,
-    KeysView,
-    Mapping,
-    MutableMapping,
-    ValuesView,
-)
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from . import commands as c
+from . import kinds as k
 from . import protocol as p
 from .errors import (
     ERECV,
@@ -52,6 +44,7 @@ from .errors import (
 )
 from .pool import ConnectionPool
 from .query import Query
+from .table import Table
 
 __all__ = ["Connection", "Tyrant", "Table", "Pipeline", "DEFAULT_PORT", "parse_url"]
 
@@ -412,12 +405,33 @@ class Tyrant:
     def _stream_misc(self, name: bytes, args: list[bytes], opts: int) -> Iterator[list]:
         """A MISC call whose reply list is yielded chunk by chunk."""
         frame = c.misc(name, args, opts)[0]
+        return self._stream(frame, p.MISC, f"misc {name.decode('latin-1')}")
+
+    def _stream(self, frame: bytes, command: int, name: str) -> Iterator[list]:
+        """A request with a list reply (MISC, FWMKEYS), yielded chunk by chunk."""
         pool = self._pool
         conn = pool.acquire()
         try:
-            yield from conn.stream(frame, p.MISC, f"misc {name.decode('latin-1')}")
+            yield from conn.stream(frame, command, name)
         finally:
             pool.release(conn)
+
+    # -- the kind of database -----------------------------------------------
+
+    _kind: str | None = None
+
+    def kind(self) -> str:
+        """The kind of database the server holds, as STAT names it: ``"table"``,
+        ``"hash"``, ``"B+ tree"``, ``"fixed-length"``, ``"on-memory hash"`` or
+        ``"on-memory tree"``. Asked once (one STAT), then remembered; item
+        access, iteration and the bulk calls depend on it (:mod:`.kinds`)."""
+        kind = self._kind
+        if kind is None:
+            kind = self._kind = k.kind_of(self.stat())
+        return kind
+
+    def _require_table(self, what: str) -> None:
+        k.require_table(self._kind if self._kind is not None else self.kind(), what)
 
     def pipeline(self) -> Pipeline:
         """Queue commands and send them in one write: ``with t.pipeline() as pl:
@@ -515,6 +529,21 @@ class Tyrant:
         return self._run(  # type: ignore[no-any-return]
             c.ext(name, key, value, lock_record=lock_record, lock_global=lock_global))
 
+    def call_func(self, func: c.Key, key: c.Key = b"", value: c.Key = b"",
+                  record_locking: bool = False, global_locking: bool = False) -> bytes:
+        """pyrant's :meth:`ext`: ``call_func(func, key, value, record_locking,
+        global_locking)``, positionally or by those names."""
+        return self._run(  # type: ignore[no-any-return]
+            c.call_func(func, key, value, record_locking, global_locking))
+
+    def mput(self, items: Mapping[Any, c.Key] | Iterable[tuple[Any, c.Key]]) -> None:
+        """Store many key-value pairs (``{key: value}``) in one round trip."""
+        return self._run(c.mput(items))  # type: ignore[no-any-return]
+
+    def mout(self, keys: Iterable[c.Key]) -> None:
+        """Remove many keys in one round trip (missing ones are ignored)."""
+        return self._run(c.mout(keys))  # type: ignore[no-any-return]
+
     def sync(self) -> None:
         """Flush the database to disk."""
         return self._run(c.sync())  # type: ignore[no-any-return]
@@ -582,17 +611,20 @@ class Tyrant:
         """Remove the record ``pk``; False if it was missing."""
         return self._run(c.table_out(pk))  # type: ignore[no-any-return]
 
-    def getlist(self, pks: Iterable[c.Key], *, raw: bool = False) -> dict[Any, dict]:
-        """The existing records among ``pks``, in one round trip."""
-        return self._run(c.getlist(pks, raw=raw))  # type: ignore[no-any-return]
+    def getlist(self, pks: Iterable[c.Key], *, raw: bool = False) -> dict[Any, Any]:
+        """The existing records among ``pks``, in one round trip; on a key-value
+        database their values (``{key: value}`` as bytes, like :meth:`mget`)."""
+        return self._run(k.getlist(self._kind or self.kind(), pks, raw))  # type: ignore[no-any-return]
 
-    def putlist(self, records: Mapping[Any, c.Record] | Iterable[tuple[Any, c.Record]]) -> None:
-        """Store many records (``{pk: record}``) in one round trip."""
-        return self._run(c.putlist(records))  # type: ignore[no-any-return]
+    def putlist(self, records: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> None:
+        """Store many records (``{pk: record}``) in one round trip; on a key-value
+        database many values (``{key: str or bytes}``, like :meth:`mput`)."""
+        bulk = k.BulkPut(records)
+        return self._run(bulk.for_kind(self._kind or self.kind()))  # type: ignore[no-any-return]
 
     def outlist(self, pks: Iterable[c.Key]) -> None:
-        """Remove many records in one round trip (missing ones are ignored)."""
-        return self._run(c.outlist(pks))  # type: ignore[no-any-return]
+        """Remove many records (or keys) in one round trip (missing ones are ignored)."""
+        return self._run(k.outlist(self._kind or self.kind(), pks))  # type: ignore[no-any-return]
 
     def setindex(self, column: c.Key, kind: int | str, *, keep: bool = False) -> bool:
         """Create or rebuild an index: ``kind`` is ``"lexical"``, ``"decimal"``,
@@ -615,23 +647,22 @@ class Tyrant:
         """The records as a mutable mapping ``pk -> dict[str, str]``."""
         return Table(self)
 
-    # Item access is the table layer (use get/put for raw key-value access).
+    # Item access and iteration follow the database's kind (see .kinds): records
+    # (dicts of text) on a table, values (bytes) on a key-value database.
 
-    def __getitem__(self, pk: c.Key) -> dict[str, str]:
-        record = self.table_get(pk)
-        if record is None:
-            raise KeyError(pk)
-        return record
+    def __getitem__(self, key: c.Key) -> Any:
+        found = self._run(k.item_get(self._kind or self.kind(), key))
+        if found is None:
+            raise KeyError(key)
+        return found
 
-    def __setitem__(self, pk: c.Key, record: c.Record) -> None:
-        if not isinstance(record, Mapping):
-            raise TypeError(f"t[pk] = ... stores table records (dicts), not "
-                            f"{type(record).__name__}; use t.put() for key-value data")
-        self.table_put(pk, record)
+    def __setitem__(self, key: c.Key, value: Any) -> None:
+        k.check_item(value)
+        self._run(k.item_set(self._kind or self.kind(), key, value))
 
-    def __delitem__(self, pk: c.Key) -> None:
-        if not self.table_out(pk):
-            raise KeyError(pk)
+    def __delitem__(self, key: c.Key) -> None:
+        if not self._run(k.item_del(self._kind or self.kind(), key)):
+            raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
         return self._run(c.vsiz(key, None)) is not None  # type: ignore[arg-type]
@@ -642,8 +673,17 @@ class Tyrant:
     def __bool__(self) -> bool:
         return True  # not len(): truth must not cost a round trip
 
-    def __iter__(self) -> Iterator[str]:
-        return self.query.iter_keys()
+    def __iter__(self) -> Iterator[Any]:
+        """Every key: a table's as text (one search), a key-value database's as
+        bytes (one FWMKEYS), streamed while they arrive."""
+        kind = self._kind or self.kind()
+        if k.is_table(kind):
+            return self.query.iter_keys()
+        return self._iter_kv_keys(kind)
+
+    def _iter_kv_keys(self, kind: str) -> Iterator[bytes]:
+        for chunk in self._stream(k.all_keys_frame(kind), p.FWMKEYS, "fwmkeys"):
+            yield from chunk
 
     # -- pyrant names -------------------------------------------------------
 
@@ -653,86 +693,9 @@ class Tyrant:
     prefix_keys = fwmkeys
     get_stats = stat
     generate_key = genuid
-    call_func = ext
     get_size = vsiz
     concat = putcat
     clear = vanish
-
-
-class _TableKeys(KeysView):
-    def __iter__(self) -> Iterator[str]:
-        return self._mapping._client.query.iter_keys()  # type: ignore[attr-defined, no-any-return]
-
-
-class _TableItems(ItemsView):
-    def __iter__(self) -> Iterator[tuple[str, dict[str, str]]]:
-        return self._mapping._client.query.iter_items()  # type: ignore[attr-defined, no-any-return]
-
-
-class _TableValues(ValuesView):
-    def __iter__(self) -> Iterator[dict[str, str]]:
-        for _, record in self._mapping._client.query.iter_items():  # type: ignore[attr-defined]
-            yield record
-
-
-class Table(MutableMapping[str, dict[str, str]]):
-    """The records of a table database as a mutable mapping.
-
-    Each operation is one round trip: item access is MISC get/put/out,
-    ``in`` is VSIZ, ``len`` is RNUM, iteration (also ``keys``/``values``/
-    ``items``) is one streamed search, ``update`` is one putlist and
-    ``clear`` is VANISH. Keys may be given as str or bytes.
-    """
-
-    __slots__ = ("_client",)
-
-    def __init__(self, client: Tyrant) -> None:
-        self._client = client
-
-    def __getitem__(self, pk: c.Key) -> dict[str, str]:  # type: ignore[override]
-        return self._client[pk]
-
-    def __setitem__(self, pk: c.Key, record: c.Record) -> None:  # type: ignore[override]
-        self._client[pk] = record
-
-    def __delitem__(self, pk: c.Key) -> None:  # type: ignore[override]
-        del self._client[pk]
-
-    def __contains__(self, pk: object) -> bool:
-        return pk in self._client
-
-    def __len__(self) -> int:
-        return self._client.rnum()
-
-    def __iter__(self) -> Iterator[str]:
-        return self._client.query.iter_keys()
-
-    def get(self, pk: c.Key, default: Any = None) -> Any:  # type: ignore[override]
-        return self._client.table_get(pk, default)
-
-    def keys(self) -> KeysView[str]:
-        return _TableKeys(self)
-
-    def items(self) -> ItemsView[str, dict[str, str]]:
-        return _TableItems(self)
-
-    def values(self) -> ValuesView[dict[str, str]]:
-        return _TableValues(self)
-
-    def update(self, other: Any = (), /, **kw: c.Record) -> None:  # type: ignore[override]
-        records = dict(other.items() if isinstance(other, Mapping) else other)
-        records.update(kw)
-        if records:
-            self._client.putlist(records)
-
-    def clear(self) -> None:
-        self._client.vanish()
-
-    def setdefault(self, pk: c.Key, default: Any = None) -> dict[str, str]:  # type: ignore[override]
-        record = {} if default is None else default
-        if self._client.table_putkeep(pk, record):
-            return dict(record)
-        return self._client[pk]
 
 
 class Pipeline(c.PipelineBase):

@@ -15,7 +15,7 @@ fresh connection. No I/O happens in this module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -68,12 +68,23 @@ def to_bytes(value: object, what: str) -> bytes:
         try:
             return value.encode()  # type: ignore[attr-defined, no-any-return]
         except UnicodeEncodeError as exc:
-            raise ValueError(f"{what} cannot be encoded as UTF-8: {exc.reason}") from None
+            raise _unencodable(value, what, exc) from None  # type: ignore[arg-type]
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     if isinstance(value, str):
         return to_bytes(str.__str__(value), what)
     raise TypeError(f"{what} must be str or bytes, not {tp.__name__}")
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)``, shortened for an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _unencodable(text: str, what: str, exc: UnicodeEncodeError) -> ValueError:
+    return ValueError(f"{what} {shown(text)} cannot be encoded as UTF-8: it contains the lone "
+                      f"surrogate {text[exc.start]!r} at position {exc.start}")
 
 
 def _sized(value: object, what: str) -> bytes:
@@ -107,6 +118,14 @@ def pk_bytes(pk: object, what: str = "primary key") -> bytes:
                 pass
     elif type(pk) is bytes and pk and b"\0" not in pk and len(pk) <= p.MAX_LENGTH:
         return pk
+    if isinstance(pk, str):
+        # Keys read from the server are decoded with surrogateescape (see
+        # decode_key): encoding them back the same way gives the stored bytes.
+        text = str.__str__(pk)
+        try:
+            pk = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError as exc:
+            raise _unencodable(text, what, exc) from None
     data = _sized(pk, what)
     if not data:
         raise ValueError(f"{what} must not be empty")
@@ -192,6 +211,27 @@ def _keys_list(keys: object, what: str, convert: Callable[[object, str], bytes])
     return out
 
 
+def pairs_arg(items: object, what: str) -> Iterable[tuple[Any, Any]]:
+    """``items`` (a mapping, or an iterable of ``(key, value)`` pairs) as pairs;
+    anything else raises ``TypeError`` naming ``what``."""
+    if isinstance(items, Mapping):
+        return items.items()
+    if isinstance(items, (str, bytes, bytearray, memoryview)) or not isinstance(items, Iterable):
+        raise TypeError(f"{what} must be a mapping or an iterable of (key, value) pairs, "
+                        f"not {type(items).__name__}")
+    return _checked_pairs(items, what)
+
+
+def _checked_pairs(items: Iterable[Any], what: str) -> Iterator[tuple[Any, Any]]:
+    for i, pair in enumerate(items):
+        if type(pair) is not tuple or len(pair) != 2:
+            if isinstance(pair, (str, bytes, bytearray, memoryview, Mapping)) or not isinstance(
+                    pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"{what}[{i}] must be a (key, value) pair, not "
+                                f"{type(pair).__name__} {shown(pair)}")
+        yield pair[0], pair[1]
+
+
 def _name(name: object, what: str) -> bytes:
     data = _sized(name, what)
     if len(data) >= p.MAX_NAME:
@@ -201,6 +241,13 @@ def _name(name: object, what: str) -> bytes:
 
 # ---------------------------------------------------------------------------
 # Decoding of table data
+
+
+def decode_key(data: bytes) -> str:
+    """A primary key as text; bytes that are not UTF-8 are kept as surrogates
+    (``surrogateescape``), so one odd key never hides the others and the text
+    names the same record when given back (:func:`pk_bytes`)."""
+    return data.decode("utf-8", "surrogateescape")
 
 
 def decode_text(data: bytes, key: bytes, column: bytes | None) -> str:
@@ -336,11 +383,7 @@ def _getlist(reply: p.Reply, raw: bool) -> dict:
         return {pk: p.unpack_record(data) for pk, data in zip(it, it)}
     out: dict = {}
     for pk, data in zip(it, it):
-        try:
-            key = pk.decode()
-        except UnicodeDecodeError:
-            raise TyrantDecodeError(pk, None) from None
-        out[key] = decode_serialized(data, pk)
+        out[decode_key(pk)] = decode_serialized(data, pk)
     return out
 
 
@@ -457,6 +500,17 @@ def ext(name: Key, key: Key = b"", value: Key = b"", *, lock_record: bool = Fals
     return (frame, p.EXT, _value, "ext", False)
 
 
+def call_func(func: Key, key: Key = b"", value: Key = b"", record_locking: bool = False,
+              global_locking: bool = False) -> Cmd:
+    """pyrant's spelling of :func:`ext`: the lock options as positional flags."""
+    for flag, what in ((record_locking, "record_locking"), (global_locking, "global_locking")):
+        if flag not in (True, False) or not isinstance(flag, int):
+            raise TypeError(f"{what} must be True or False, not {type(flag).__name__} "
+                            f"{shown(flag)}")
+    return ext(func, key, value, lock_record=bool(record_locking),
+               lock_global=bool(global_locking))
+
+
 def sync() -> Cmd:
     return (p.encode_simple(p.SYNC), p.SYNC, _status, "sync", False)
 
@@ -510,6 +564,28 @@ def misc(name: Key, args: Iterable[Key] = (), opts: int = 0) -> Cmd:
     return (p.encode_misc(name_b, args_b, o), p.MISC, _misc, name_b, read)
 
 
+def mput(items: Mapping[Any, Key] | Iterable[tuple[Any, Key]]) -> Cmd:
+    """Store many key-value pairs in one round trip (MISC ``putlist``)."""
+    args: list[bytes] = []
+    for key, value in pairs_arg(items, "items"):
+        if isinstance(value, Mapping):
+            raise TypeError(f"value of key {shown(key)} is a {type(value).__name__}: a "
+                            "key-value database stores one value (str or bytes) per key; "
+                            "records of columns need a table database")
+        args.append(key_bytes(key, "key in items"))
+        args.append(key_bytes(value, f"value of key {shown(key)}"))
+    if len(args) > p.MAX_COUNT:
+        raise ValueError(f"items has {len(args) // 2} entries; at most {p.MAX_COUNT // 2} fit "
+                         "in one request")
+    return (p.encode_misc(b"putlist", args, 0), p.MISC, _table_status, "misc putlist", False)
+
+
+def mout(keys: Iterable[Key]) -> Cmd:
+    """Remove many keys in one round trip (MISC ``outlist``; missing ones are ignored)."""
+    args = _keys_list(keys, "keys", key_bytes)
+    return (p.encode_misc(b"outlist", args, 0), p.MISC, _table_status, "misc outlist", False)
+
+
 # Table layer -----------------------------------------------------------------
 
 
@@ -548,9 +624,8 @@ def getlist(pks: Iterable[Key], *, raw: bool = False) -> Cmd:
 
 
 def putlist(records: Mapping[Any, Record] | Iterable[tuple[Any, Record]]) -> Cmd:
-    items = records.items() if isinstance(records, Mapping) else records
     args: list[bytes] = []
-    for pk, record in items:
+    for pk, record in pairs_arg(records, "records"):
         pkb = pk_bytes(pk, "primary key in records")
         args.append(pkb)
         args.append(serialize_record(record, pkb))
@@ -598,7 +673,8 @@ BUILDERS: dict[str, Callable[..., Cmd]] = {
     "put": put, "putkeep": putkeep, "putcat": putcat, "putshl": putshl, "putnr": putnr,
     "out": out, "get": get, "mget": mget, "vsiz": vsiz, "iterinit": iterinit,
     "iternext": iternext, "fwmkeys": fwmkeys, "addint": addint, "adddouble": adddouble,
-    "ext": ext, "sync": sync, "optimize": optimize, "vanish": vanish, "copy": copy,
+    "ext": ext, "call_func": call_func, "mput": mput, "mout": mout,
+    "sync": sync, "optimize": optimize, "vanish": vanish, "copy": copy,
     "restore": restore, "setmst": setmst, "rnum": rnum, "size": size, "stat": stat,
     "misc": misc, "table_put": table_put, "table_putkeep": table_putkeep,
     "table_putcat": table_putcat, "table_out": table_out, "table_get": table_get,
@@ -608,7 +684,7 @@ BUILDERS: dict[str, Callable[..., Cmd]] = {
 ALIASES: dict[str, str] = {
     "multi_get": "getlist", "multi_set": "putlist", "multi_del": "outlist",
     "prefix_keys": "fwmkeys", "get_stats": "stat", "generate_key": "genuid",
-    "call_func": "ext", "get_size": "vsiz", "concat": "putcat", "clear": "vanish",
+    "get_size": "vsiz", "concat": "putcat", "clear": "vanish",
 }
 
 

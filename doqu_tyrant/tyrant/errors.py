@@ -11,6 +11,7 @@ __all__ = [
     "TyrantCommandError",
     "TyrantDecodeError",
     "TyrantPoolTimeout",
+    "TyrantKindError",
     "EINVALID",
     "ENOHOST",
     "EREFUSED",
@@ -91,3 +92,16 @@ class TyrantDecodeError(TyrantError, ValueError):
         self.column = column
         where = f"primary key {key!r}" if column is None else f"column {column!r} of {key!r}"
         super().__init__(f"{where}: {reason}; pass raw=True to read bytes")
+
+
+class TyrantKindError(TyrantError, TypeError):
+    """The operation does not fit the kind of database the server holds: table
+    records or queries on a key-value (hash, B+ tree, fixed-length, on-memory)
+    database, or a record where a key-value database stores one value.
+
+    ``kind`` is the server's database kind (STAT ``type``).
+    """
+
+    def __init__(self, message: str, kind: str) -> None:
+        self.kind = kind
+        super().__init__(message)

@@ -21,6 +21,7 @@ anything is sent.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import AsyncGenerator, Generator, Iterable, Iterator
 from decimal import Decimal
 from enum import IntEnum
@@ -28,7 +29,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import commands as c
 from . import protocol as p
-from .errors import TyrantDecodeError
+from .errors import TyrantCommandError
+from .kinds import require_table
 
 if TYPE_CHECKING:
     from .aio import AsyncTyrant
@@ -305,13 +307,6 @@ def lookup_condition(key: str, value: object, negate: bool = False) -> Condition
 # Results
 
 
-def _decode(data: bytes, key: bytes, column: bytes | None) -> str:
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        raise TyrantDecodeError(key, column) from None
-
-
 def _split_pairs(data: bytes) -> dict[bytes, bytes]:
     parts = data.split(b"\0")
     it = iter(parts)
@@ -339,7 +334,7 @@ def parse_item(element: bytes, raw: bool) -> tuple[Any, dict]:
     pairs = dict(zip(itb, itb))
     if raw:
         return pk, pairs
-    return _decode(pk, pk, None), _decode_pairs(pairs, pk)
+    return c.decode_key(pk), _decode_pairs(pairs, pk)
 
 
 def parse_values(element: bytes, raw: bool) -> dict:
@@ -466,12 +461,23 @@ class BaseQuery:
 
     # -- order, limit, columns ----------------------------------------------
 
-    def order_by(self: Q, column: str | bytes | None = None, *, numeric: bool = False) -> Q:
+    def order_by(self: Q, column: str | bytes | None = None, *more: object,
+                 numeric: bool = False) -> Q:
         """Sort by one column (``"-col"`` descending; ``""``/``"-"`` the primary key),
         as text or, with ``numeric=True``, as numbers. ``None`` removes the order.
-        Records lacking the column come last either way."""
+        Records lacking the column come last either way. Tokyo Cabinet sorts by
+        one column only, so a second one raises ``TypeError``."""
+        if more:
+            raise TypeError(f"order_by() takes one column (Tokyo Cabinet sorts by one); got "
+                            f"{column!r} and also {', '.join(map(repr, more))}")
+        if not isinstance(numeric, bool):
+            raise TypeError(f"order_by(numeric=...) must be True or False, not "
+                            f"{type(numeric).__name__} {numeric!r}")
         if column is None:
             return self._clone(order=None)
+        if not isinstance(column, (str, bytes, bytearray, memoryview)):
+            raise TypeError(f"order_by() column must be a str or bytes (a column name), not "
+                            f"{type(column).__name__} {column!r}")
         name = _text(column, "order column")
         desc = name.startswith(b"-")
         if desc:
@@ -623,6 +629,13 @@ class BaseQuery:
             raise ValueError(f"unknown action {action!r}")
         return name, opts, args
 
+    def _check_kind(self) -> None:
+        """Refuse at once when the client knows it serves a key-value database (a
+        client that has not asked finds out from the server's refusal)."""
+        kind = getattr(self._client, "_kind", None)
+        if kind is not None:
+            require_table(kind, "a query")
+
     def __repr__(self) -> str:
         name, _, args = self.build()
         shown = ", ".join(repr(a.decode("utf-8", "replace")) for a in args[1:] if a != b"hint")
@@ -633,11 +646,53 @@ def _count_arg(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
     if value < 0:
-        raise ValueError(f"{what} must not be negative (got {value}); negative indexes are "
-                         "not supported")
+        raise ValueError(f"{what} must not be negative (got {value}): a slice of a query is "
+                         "a server-side limit and cannot count from the end; slice the "
+                         "fetched results instead (q.items()[-3:])")
     if value > _INT32_MAX:
         raise ValueError(f"{what} {value} is larger than the server accepts ({_INT32_MAX})")
     return value
+
+
+def _index_arg(key: object) -> int:
+    if isinstance(key, bool) or not isinstance(key, int):
+        raise TypeError(f"query indices must be integers or slices, not {type(key).__name__}")
+    if key > _INT32_MAX:
+        raise ValueError(f"index {key} is larger than the server accepts ({_INT32_MAX})")
+    return key
+
+
+class Evaluation:
+    """One iteration of a query that has not started yet.
+
+    ``list(q)`` calls ``iter(q)`` and then ``len(q)`` for a size hint. That
+    ``len`` fetches the results *for this iteration* (which then yields them)
+    instead of asking the server to count, so materialising a query is one
+    request. The results belong to this one iteration only: nothing is cached
+    on the query, and every later evaluation asks the server again.
+    """
+
+    __slots__ = ("results", "started", "__weakref__")
+
+    def __init__(self) -> None:
+        self.results: list[Any] | None = None
+        self.started = False
+
+    @staticmethod
+    def pending(owner: Any) -> Evaluation | None:
+        """The unstarted, unfilled iteration last begun on ``owner``, taken off it."""
+        ref = getattr(owner, "_pending", None)
+        if ref is None:
+            return None
+        owner._pending = None
+        evaluation: Evaluation | None = ref()
+        if evaluation is None or evaluation.started or evaluation.results is not None:
+            return None
+        return evaluation
+
+    def begin(self, owner: Any) -> Evaluation:
+        owner._pending = weakref.ref(self)
+        return self
 
 
 def _elements_without_hint(chunks: Iterable[list[bytes]]) -> Iterator[bytes]:
@@ -661,11 +716,14 @@ class Query(BaseQuery):
     Results: :meth:`keys`, :meth:`values`, :meth:`items`, :meth:`count`,
     :meth:`delete`, :meth:`first`, :meth:`exists`, :meth:`hint`; iterating
     yields ``(pk, record)`` pairs, decoded while they arrive (one round trip,
-    memory bounded by a chunk). ``q[i]`` is one item; ``q[a:b]`` a query with a
-    server-side limit. Pass ``raw=True`` to get bytes instead of text.
+    memory bounded by a chunk); ``list(q)`` is one round trip too. ``len(q)``
+    is :meth:`count`. ``q[i]`` is one item (``q[-1]``: the last, fetching every
+    match); ``q[a:b]`` a query with a server-side limit (non-negative bounds).
+    Keys that are not UTF-8 are decoded with ``surrogateescape`` (they can be
+    given back as they are); pass ``raw=True`` to get bytes instead of text.
     """
 
-    __slots__ = ()
+    __slots__ = ("_pending",)
 
     _client: Tyrant
 
@@ -674,18 +732,29 @@ class Query(BaseQuery):
 
     def _list(self, action: str) -> tuple[list[bytes], str | None]:
         name, opts, args = self.build(action)
-        items = self._client.misc(name, args, opts)
+        self._check_kind()
+        try:
+            items = self._client.misc(name, args, opts)
+        except TyrantCommandError:
+            self._client._require_table("a query")  # the clearer error on a key-value database
+            raise
         hint = c.strip_hint(items)
         return items, hint
 
     def _stream(self, action: str) -> Iterator[bytes]:
         name, opts, args = self.build(action)
-        return _elements_without_hint(self._client._stream_misc(name, args, opts))
+        self._check_kind()
+        try:
+            yield from _elements_without_hint(self._client._stream_misc(name, args, opts))
+        except TyrantCommandError:
+            self._client._require_table("a query")
+            raise
 
     def iter_keys(self, *, raw: bool = False) -> Generator[Any, None, None]:
         """Primary keys, decoded while they arrive."""
+        decode = c.decode_key
         for element in self._stream("keys"):
-            yield element if raw else _decode(element, element, None)
+            yield element if raw else decode(element)
 
     def keys(self, *, raw: bool = False) -> list[Any]:
         """The primary keys of the matching records (one round trip)."""
@@ -708,12 +777,35 @@ class Query(BaseQuery):
         return [rec for _, rec in self.iter_items(raw=raw)]
 
     def __iter__(self) -> Generator[_Item, None, None]:
-        return self.iter_items()
+        return self._iterate(Evaluation().begin(self))
+
+    def _iterate(self, evaluation: Evaluation) -> Generator[_Item, None, None]:
+        evaluation.started = True
+        results, evaluation.results = evaluation.results, None
+        if results is None:
+            yield from self.iter_items()
+        else:
+            yield from results
+
+    def __len__(self) -> int:
+        evaluation = Evaluation.pending(self)
+        if evaluation is None:
+            return self.count()
+        evaluation.results = self.items()  # list(q): fetched once, for that iteration
+        return len(evaluation.results)
+
+    def __bool__(self) -> bool:
+        return True  # not len(): truth must not cost a round trip
 
     def __getitem__(self, key: int | slice) -> Any:
         if isinstance(key, slice):
             return self._slice(key)
-        index = _count_arg(key, "index")
+        index = _index_arg(key)
+        if index < 0:
+            found = self.items()
+            if index < -len(found):
+                raise IndexError(f"query index {index} out of range ({len(found)} matches)")
+            return found[index]
         found = self._slice(slice(index, index + 1)).items()
         if not found:
             raise IndexError(f"query index {index} out of range")
@@ -783,24 +875,35 @@ class AsyncQuery(BaseQuery):
 
     async def _list(self, action: str) -> tuple[list[bytes], str | None]:
         name, opts, args = self.build(action)
-        items = await self._client.misc(name, args, opts)
+        self._check_kind()
+        try:
+            items = await self._client.misc(name, args, opts)
+        except TyrantCommandError:
+            await self._client._require_table("a query")
+            raise
         hint = c.strip_hint(items)
         return items, hint
 
     async def _stream(self, action: str) -> AsyncGenerator[bytes, None]:
         name, opts, args = self.build(action)
+        self._check_kind()
         held: bytes | None = None
-        async for chunk in self._client._stream_misc(name, args, opts):
-            for element in chunk:
-                if held is not None:
-                    yield held
-                held = element
+        try:
+            async for chunk in self._client._stream_misc(name, args, opts):
+                for element in chunk:
+                    if held is not None:
+                        yield held
+                    held = element
+        except TyrantCommandError:
+            await self._client._require_table("a query")
+            raise
         if held is not None and not held.startswith(c.HINT_PREFIX):
             yield held
 
     async def iter_keys(self, *, raw: bool = False) -> AsyncGenerator[Any, None]:
+        decode = c.decode_key
         async for element in self._stream("keys"):
-            yield element if raw else _decode(element, element, None)
+            yield element if raw else decode(element)
 
     async def keys(self, *, raw: bool = False) -> list[Any]:
         return [k async for k in self.iter_keys(raw=raw)]
@@ -823,10 +926,14 @@ class AsyncQuery(BaseQuery):
     def __getitem__(self, key: int | slice) -> Any:
         if isinstance(key, slice):
             return self._slice(key)
-        index = _count_arg(key, "index")
-        return self._at(index)
+        return self._at(_index_arg(key))
 
     async def _at(self, index: int) -> _Item:
+        if index < 0:
+            everything = await self.items()
+            if index < -len(everything):
+                raise IndexError(f"query index {index} out of range ({len(everything)} matches)")
+            return everything[index]
         found = await self._slice(slice(index, index + 1)).items()
         if not found:
             raise IndexError(f"query index {index} out of range")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from doqu_tyrant.tyrant import AsyncTyrant, Tyrant
+from doqu_tyrant.tyrant import AsyncTyrant, Tyrant, TyrantKindError
 
 
 def _closed_port() -> int:
@@ -24,6 +24,9 @@ def _closed_port() -> int:
 
 PORT = _closed_port()
 T = Tyrant("127.0.0.1", PORT)
+# Item access and the bulk calls depend on the database's kind, which a client
+# learns once (one STAT) and remembers: T has learned that it serves a table.
+T._kind = "table"
 
 CASES: list[tuple[str, Callable[[Tyrant], object], type, str]] = [
     ("int key", lambda t: t.put(1, "v"), TypeError, "key"),
@@ -54,10 +57,22 @@ CASES: list[tuple[str, Callable[[Tyrant], object], type, str]] = [
     ("NUL in value", lambda t: t.table_put("k", {"a": "v\0"}), ValueError, "'a'"),
     ("int value", lambda t: t.table_put("k", {"age": 3}), TypeError, "age"),
     ("record not a dict", lambda t: t.table_put("k", ["a"]), TypeError, "mapping"),
-    ("item assignment", lambda t: t.__setitem__("k", "v"), TypeError, "put"),
+    ("item assignment", lambda t: t.__setitem__("k", "v"), TypeError, "mappings"),
     ("item NUL", lambda t: t.__setitem__("k\0", {}), ValueError, "NUL"),
     ("putlist pk", lambda t: t.putlist({"": {}}), ValueError, "primary key"),
     ("putlist value", lambda t: t.putlist({"k": {"a": None}}), TypeError, "'a'"),
+    ("putlist of a str", lambda t: t.putlist("abc"), TypeError, "pairs, not str"),
+    ("putlist of strs", lambda t: t.putlist(["ab"]), TypeError, "records[0]"),
+    ("putlist triple", lambda t: t.putlist([("k", {}, 1)]), TypeError, "records[0]"),
+    ("putlist mixed", lambda t: t.putlist([("k", {}), ("j", "v")]), TypeError, "mapping"),
+    ("putlist values", lambda t: t.putlist({"k": "v"}), TypeError, "mappings of column"),
+    ("surrogate pk", lambda t: t["\ud800x"], ValueError, "'\\ud800x'"),
+    ("call_func flag", lambda t: t.call_func("f", "k", "v", "yes"), TypeError,
+     "record_locking"),
+    ("order_by int", lambda t: t.query.order_by(5), TypeError, "column"),
+    ("order_by two", lambda t: t.query.order_by("a", "b"), TypeError, "one column"),
+    ("order_by numeric", lambda t: t.query.order_by("a", numeric="no"), TypeError, "numeric"),
+    ("query index", lambda t: t.query["a"], TypeError, "indices"),
     ("getlist pk", lambda t: t.getlist(["a", ""]), ValueError, "pks[1]"),
     ("outlist pk", lambda t: t.outlist([b"\0"]), ValueError, "pks[0]"),
     ("setindex kind", lambda t: t.setindex("c", "bogus"), ValueError, "bogus"),
@@ -102,3 +117,32 @@ def test_async_client_refuses_before_sending() -> None:
             await a.query.filter(x__nope=1).keys()
 
     asyncio.run(main())
+
+
+UNKNOWN = Tyrant("127.0.0.1", PORT)  # has not learned the kind: must not ask for these
+KV = Tyrant("127.0.0.1", PORT)
+KV._kind = "hash"
+
+KIND_CASES: list[tuple[str, Callable[[], object], type, str]] = [
+    ("unstorable item", lambda: UNKNOWN.__setitem__("k", 5), TypeError, "not int"),
+    ("putlist of a str", lambda: UNKNOWN.putlist("abc"), TypeError, "pairs, not str"),
+    ("putlist bad record", lambda: UNKNOWN.putlist({"k": {"a": None}}), TypeError, "'a'"),
+    ("putlist bad value", lambda: UNKNOWN.putlist({"k": None}), TypeError, "not NoneType"),
+    ("record into a hash", lambda: KV.__setitem__("k", {"a": "1"}), TyrantKindError,
+     "a hash database, which keeps one value"),
+    ("records into a hash", lambda: KV.putlist({"k": {"a": "1"}}), TyrantKindError,
+     "one value (str or bytes) per key"),
+    ("table view of a hash", lambda: len(KV.table), TyrantKindError, "t.table needs a table"),
+    ("query of a hash", lambda: KV.query.keys(), TyrantKindError, "a query needs a table"),
+    ("mput record", lambda: KV.mput({"k": {"a": "1"}}), TypeError, "one value"),
+    ("mput key", lambda: KV.mput({1: "v"}), TypeError, "key in items"),
+    ("mout of a str", lambda: KV.mout("abc"), TypeError, "keys"),
+]
+
+
+@pytest.mark.parametrize("name, call, error, words", KIND_CASES, ids=[c[0] for c in KIND_CASES])
+def test_refused_by_kind_before_sending(name: str, call: Callable[[], object], error: type,
+                                        words: str) -> None:
+    with pytest.raises(error) as info:
+        call()
+    assert words in str(info.value)

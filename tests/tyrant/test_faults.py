@@ -252,7 +252,7 @@ def test_server_killed_mid_request(server_factory: Callable) -> None:
     running = threading.Event()
 
     def hammer() -> None:
-        big = {f"r{i}": {"x": "y" * 100} for i in range(2000)}
+        big = {f"r{i}": "y" * 100 for i in range(2000)}  # a hash database: values
         running.set()
         try:
             while True:
