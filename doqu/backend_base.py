@@ -425,12 +425,14 @@ class BaseQueryAdapter(abc.ABC, Generic[D]):
     def values(self, name: str) -> list[Any]:
         """Distinct values of field ``name`` among matching records, in query order,
         converted like document values (``from_db`` with the declared type).
+        A reference field gives the referenced documents' primary keys (text),
+        not the documents: ``storage.get_many(Model, keys)`` fetches them.
         Records lacking the field contribute nothing.
         """
 
     @abc.abstractmethod
-    def delete(self) -> None:
-        """Delete every matching record (one round trip)."""
+    def delete(self) -> int:
+        """Delete every matching record (one round trip); return how many were deleted."""
 
     @abc.abstractmethod
     def __iter__(self) -> Iterator[D]:
@@ -483,7 +485,21 @@ class BaseQueryAdapter(abc.ABC, Generic[D]):
 
     @staticmethod
     def _parse_order(name: str, reverse: bool = False) -> tuple[str, bool]:
-        """``("-age", False)`` → ``("age", True)``: the field and whether to sort descending."""
+        """``("-age", False)`` → ``("age", True)``: the field and whether to sort descending.
+
+        ``TypeError`` for a name that is not text and for a ``reverse`` that is
+        not a bool (``order_by("name", "age")`` is a second field, which the
+        query cannot sort by), ``ValueError`` for an empty name.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"order_by() needs a field name (str), not {type(name).__name__} "
+                            f"{name!r}")
+        if not isinstance(reverse, bool):
+            if isinstance(reverse, str):
+                raise TypeError(f"order_by() sorts by one field; got {name!r} and also "
+                                f"{reverse!r} (the second argument is reverse=True/False)")
+            raise TypeError(f"order_by(reverse=...) must be True or False, not "
+                            f"{type(reverse).__name__} {reverse!r}")
         if name.startswith("-"):
             name, reverse = name[1:], not reverse
         if not name:

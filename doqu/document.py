@@ -9,7 +9,7 @@ import sys
 import warnings
 from abc import ABCMeta
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from doqu.converters import ConverterManager, ConverterNotFound, FromDb
@@ -726,7 +726,7 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
         cls = type(self)
         message = (
             f"{cls.__name__} {self._pk!r}: field {name!r} holds {raw!r}, "
-            f"which cannot be read as {_type_name(field_type)} ({exc})"
+            f"which cannot be read as {_type_name(field_type)} ({_reason(exc)})"
         )
         if cls.break_on_invalid_incoming_data:
             raise IncomingDataError(message, field=name, raw=raw, key=self._pk) from exc
@@ -852,6 +852,14 @@ def _type_matches(value: Any, field_type: type | None) -> bool:
     if field_type is list:
         return isinstance(value, (list, tuple))
     return isinstance(value, field_type)
+
+
+def _reason(exc: Exception) -> str:
+    """Why a conversion failed, in words (Decimal's own message is a list of
+    signal classes, such as ``[<class 'decimal.ConversionSyntax'>]``)."""
+    if isinstance(exc, InvalidOperation):
+        return "not a decimal number"
+    return str(exc) or type(exc).__name__
 
 
 def _type_name(field_type: type | None) -> str:

@@ -85,6 +85,8 @@ __all__ = ["lookup_manager", "posix_regex", "escape_regex"]
 lookup_manager = LookupManager()
 
 NUMERIC_KINDS = frozenset({"number", "bool", "date", "datetime"})
+#: The name that stands for the primary key in conditions and orders.
+PK_FIELD = "pk"
 _NONEMPTY = "."
 _BOOL_TRUE = "^([^0]|0.)"
 # Bytes the server treats as token separators (ops STRAND/STROR/STROREQ).
@@ -124,7 +126,15 @@ def kind_of_value(value: Any) -> str:
 def _kind(lookup: Lookup, sample: Any) -> str:
     if lookup.field_type is not None:
         return kind_of_type(lookup.field_type)
+    if lookup.field == PK_FIELD:
+        return "key"
     return kind_of_value(sample)
+
+
+def column_of(field: str, field_type: type | None) -> str:
+    """The column a field is stored in: ``pk`` (unless the class declares a field
+    of that name) is the primary key, the column ``""``."""
+    return "" if field == PK_FIELD and field_type is None else field
 
 
 def _check_text(text: str, lookup: Lookup) -> str:
@@ -160,7 +170,7 @@ def _numeric_text(value: Any, lookup: Lookup) -> str:
 
 def encode(lookup: Lookup, kind: str, value: Any) -> str:
     """``value`` as the column text a record of this ``kind`` would hold."""
-    if kind == "reference":
+    if kind in ("reference", "key"):
         if isinstance(value, Document):
             if value.pk is None:
                 raise ValueError(f"{_where(lookup)}: the referenced document is not saved")
@@ -359,7 +369,7 @@ def _register(*names: str) -> Callable[[Callable[[Lookup], Filter]], Callable[[L
 def _column(lookup: Lookup) -> str:
     if "\0" in lookup.field:
         raise ValueError(f"field name {lookup.field!r} contains a NUL byte")
-    return lookup.field
+    return column_of(lookup.field, lookup.field_type)
 
 
 def _nonempty(column: str) -> Filter:

@@ -28,25 +28,31 @@ limit/skip; ``count()`` asks the server to count (a metasearch cannot count,
 so there only the keys are fetched); ``values(name)`` fetches one column;
 ``delete()`` is a ``search`` with ``out`` (a metasearch would delete only
 its last part, so a combination fetches its keys and removes them with one
-``outlist``: two requests). Negative indexes and steps read the whole
-result in one request and slice it locally. Note that ``list(query)`` also
-calls ``len()`` for a size hint (one ``count``, since results are never
-cached); iterate or slice (``query[:]``) for a single request.
+``outlist``: two requests) and returns how many records it removed.
+Negative indexes and steps read the whole result in one request and slice it
+locally. ``list(query)`` is one request too: the ``len()`` that ``list()``
+asks right after ``iter()`` (a size hint) fetches the documents for that
+iteration instead of counting (see :class:`~doqu_tyrant.tyrant.query.Evaluation`);
+results are never kept beyond the evaluation they belong to.
+
+The field name ``pk`` stands for the primary key (the column ``""``) in
+``where``/``where_not`` and ``order_by``, unless the document class declares
+a field of that name.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from doqu.backend_base import BaseQueryAdapter
 from doqu.document import Document
 from doqu_tyrant.conditions import FALSE, TRUE, Conj, Filter, all_of, any_of, negate
-from doqu_tyrant.lookups import NUMERIC_KINDS, kind_of_type
+from doqu_tyrant.lookups import NUMERIC_KINDS, column_of, kind_of_type
 from doqu_tyrant.records import parse_column, parse_columns, parse_item
 from doqu_tyrant.tyrant.commands import HINT_PREFIX
-from doqu_tyrant.tyrant.query import Op
+from doqu_tyrant.tyrant.query import Evaluation, Op
 
 if TYPE_CHECKING:
     from doqu_tyrant.storage import StorageAdapter
@@ -105,6 +111,7 @@ class QueryAdapter(BaseQueryAdapter[D]):
         clone = object.__new__(type(self))
         state = clone.__dict__
         state.update(self.__dict__)
+        state.pop("_pending", None)  # an iteration belongs to the query it began on
         state.update(changes)
         return clone
 
@@ -130,15 +137,21 @@ class QueryAdapter(BaseQueryAdapter[D]):
 
         Numeric for fields declared int, float, Decimal, bool, date or datetime
         (both directions), text otherwise; ``numeric`` overrides (useful for
-        structure-less classes). Records lacking the field come last.
+        structure-less classes). Records lacking the field come last. ``pk`` is
+        the primary key. Tokyo Cabinet sorts by one column: a second field
+        (``order_by("name", "age")``) raises ``TypeError``, as does a
+        ``reverse`` or ``numeric`` that is not a bool.
         """
-        column, descending = self._parse_order(name, reverse)
-        if "\0" in column:
-            raise ValueError(f"field name {column!r} contains a NUL byte")
+        field, descending = self._parse_order(name, reverse)
+        if "\0" in field:
+            raise ValueError(f"field name {field!r} contains a NUL byte")
+        if numeric is not None and not isinstance(numeric, bool):
+            raise TypeError(f"order_by(numeric=...) must be True, False or None, not "
+                            f"{type(numeric).__name__} {numeric!r}")
+        field_type = self._field_type(field)
         if numeric is None:
-            field_type = self._field_type(column)
             numeric = field_type is not None and kind_of_type(field_type) in NUMERIC_KINDS
-        return self._clone(_order=(column, descending, bool(numeric)))
+        return self._clone(_order=(column_of(field, field_type), descending, numeric))
 
     def _expanded(self) -> Filter:
         if not self._neg:
@@ -245,25 +258,32 @@ class QueryAdapter(BaseQueryAdapter[D]):
         """How many records match (the server counts; one request)."""
         return self._native(ordered=False)[0].count()
 
-    def delete(self) -> None:
-        """Delete every matching record on the server."""
-        self._native(ordered=False)[0].delete()
+    def delete(self) -> int:
+        """Delete every matching record on the server; return how many were deleted."""
+        return self._native(ordered=False)[0].delete()  # type: ignore[no-any-return]
 
     def values(self, name: str) -> list[Any]:
         """Distinct values of field ``name`` among the matches, in query order,
-        converted to the field's declared type; fetches only that column."""
+        converted to the field's declared type; fetches only that column.
+
+        A reference field gives the primary keys (text) of the referenced
+        documents, not the documents (which would cost a request more, and
+        fail for a dangling reference): ``db.get_many(Model, keys)`` fetches
+        them. Values that cannot be converted are returned as stored.
+        """
         if not name or "\0" in name:
             raise ValueError(f"invalid field name {name!r}")
         field_type = self._field_type(name)
         convert = field_type is not None and not issubclass(field_type, Document)
         converters = self.storage.converter_manager
+        column = column_of(name, field_type)
         query, partition = self._native()
         if partition is None:
-            raws = [parse_column(e) for e in self._elements(query.columns(name), "values") if e]
+            raws = [parse_column(e) for e in self._elements(query.columns(column), "values") if e]
         else:
             rows = [("", parse_columns(e)) for e in
-                    self._elements(query.columns(name, partition), "values")]
-            raws = [r[name] for _, r in self._partitioned(rows, partition) if name in r]
+                    self._elements(query.columns(column, partition), "values")]
+            raws = [r[column] for _, r in self._partitioned(rows, partition) if column in r]
         seen: dict[Any, None] = {}
         unhashable: list[Any] = []
         for value in raws:
@@ -281,7 +301,21 @@ class QueryAdapter(BaseQueryAdapter[D]):
         return [*seen, *unhashable] if unhashable else list(seen)
 
     def __iter__(self) -> Iterator[D]:
-        return iter(self._select(0, None))
+        return self._iterate(Evaluation().begin(self))
+
+    def _iterate(self, evaluation: Evaluation) -> Generator[D, None, None]:
+        evaluation.started = True
+        documents, evaluation.results = evaluation.results, None
+        yield from self._select(0, None) if documents is None else documents
+
+    def __len__(self) -> int:
+        """:meth:`count` -- except right after ``iter()`` (``list(query)``),
+        when it fetches the documents for that iteration: one request."""
+        evaluation = Evaluation.pending(self)
+        if evaluation is None:
+            return self.count()
+        evaluation.results = self._select(0, None)
+        return len(evaluation.results)
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):

@@ -37,7 +37,13 @@ def key_text(raw: bytes) -> str:
 def key_bytes(key: object) -> bytes:
     """A primary key (text or int) as the bytes the server stores; refuses empty/NUL keys."""
     text = key if type(key) is str else normalize_key(key)
-    data = text.encode("utf-8", "surrogateescape")
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"primary key {text!r} cannot be encoded as UTF-8: it contains the lone "
+            f"surrogate {text[exc.start]!r} at position {exc.start}"
+        ) from None
     if data and b"\0" not in data:
         return data
     if not data:

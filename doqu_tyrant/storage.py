@@ -29,6 +29,7 @@ from doqu_tyrant.query import QueryAdapter
 from doqu_tyrant.records import decode_pairs, key_bytes, key_text, parse_serialized
 from doqu_tyrant.tyrant.client import DEFAULT_PORT, Tyrant, parse_url
 from doqu_tyrant.tyrant.errors import TyrantError
+from doqu_tyrant.tyrant.kinds import describe, is_table
 from doqu_tyrant.tyrant.protocol import MISC_NOULOG
 
 if TYPE_CHECKING:
@@ -124,14 +125,14 @@ class StorageAdapter(BaseStorageAdapter):
             pool_size=self.pool_size, pool_timeout=self.pool_timeout,
         )
         try:
-            kind = client.stat().get("type")
+            kind = client.kind()  # one STAT, remembered by the client
         except BaseException:
             client.close()
             raise
-        if kind is not None and kind != "table":
+        if not is_table(kind):
             client.close()
             raise ImproperlyConfigured(
-                f"the Tyrant server at {self.host}:{self.port} holds a {kind} database; "
+                f"the Tyrant server at {self.host}:{self.port} holds {describe(kind)}; "
                 "doqu_tyrant needs a table database (a .tct file)"
             )
         self._client = client

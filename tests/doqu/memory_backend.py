@@ -302,10 +302,12 @@ class QueryAdapter(BaseQueryAdapter[Any]):
                 seen.append(value)
         return seen
 
-    def delete(self) -> None:
+    def delete(self) -> int:
         records = self.storage._db.records  # type: ignore[attr-defined]
-        for key, _ in self._records():
+        found = self._records()
+        for key, _ in found:
             del records[key]
+        return len(found)
 
     def __iter__(self) -> Iterator[Any]:
         for key, record in self._records():

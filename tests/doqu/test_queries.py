@@ -64,6 +64,16 @@ def test_order_by(people) -> None:
     assert names(query.order_by("-age"))[-2:] == ["Bob", "Raw"]
 
 
+def test_order_by_refuses_a_second_field_and_odd_arguments(people) -> None:
+    query = people.find(Person)
+    with pytest.raises(TypeError, match="sorts by one field"):
+        query.order_by("name", "age")
+    with pytest.raises(TypeError, match="reverse"):
+        query.order_by("name", 1)
+    with pytest.raises(TypeError, match="field name"):
+        query.order_by(5)
+
+
 def test_queries_are_immutable(people) -> None:
     base = people.find(Person)
     adults = base.where(age__gte=18)
@@ -101,7 +111,7 @@ def test_indexing_and_slicing(people) -> None:
 
 
 def test_delete(people) -> None:
-    people.find(Person, city="Oslo").delete()
+    assert people.find(Person, city="Oslo").delete() == 2
     assert names(people.find(Person)) == ["Bob", "Cid"]
 
 
