@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test deps venv lint type docs bench clean
+.PHONY: demo test test-external deps venv lint type docs bench clean
 
 APT_INSTALL = (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1))
 
@@ -34,6 +34,15 @@ test: deps venv
 	$(PY) -m sphinx -q -W -b html docs docs/_build/html
 	$(PY) -m pytest -q
 	$(PY) tools/test_pythons.py --exclude $$($(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])")
+
+# The client, backend and CLI suites against any Tyrant server, e.g. a real
+# ttserver: TYRANT_URL=tyrant://HOST:PORT make test-external (a table
+# database; TYRANT_HASH_URL=tyrant://HOST:PORT2 adds a hash database for the
+# key-value tests). The suites empty those databases and drop the indexes they
+# create; tests that send requests which abort ttserver use bundled servers.
+test-external: deps venv
+	@test -n "$(TYRANT_URL)" || { echo "usage: TYRANT_URL=tyrant://HOST:PORT make test-external" >&2; exit 2; }
+	TYRANT_URL="$(TYRANT_URL)" TYRANT_HASH_URL="$(TYRANT_HASH_URL)" $(PY) -m pytest -q tests/tyrant tests/backend tests/cli
 
 lint: venv
 	$(PY) -m ruff check doqu doqu_tyrant pyrant tests benchmarks examples tools

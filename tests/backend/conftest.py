@@ -3,7 +3,8 @@
 Every test runs against the session server of ``tests/conftest.py``: the
 bundled server, or any Tyrant table database given as
 ``TYRANT_URL=tyrant://HOST:PORT`` (**which these tests empty**, VANISH
-before and after each test).
+before and after each test; tests marked ``bundled_only`` get the bundled
+server).
 
 ``db`` is a connected :class:`~doqu_tyrant.StorageAdapter`; ``raw`` a plain
 client on the same database, for writing records the way the Python 2
@@ -21,11 +22,12 @@ import pytest
 
 from doqu_tyrant import StorageAdapter
 from doqu_tyrant.tyrant import Tyrant
+from tests.conftest import shared_url
 
 
 @pytest.fixture
-def raw(tyrant_url: str) -> Iterator[Tyrant]:
-    client = Tyrant.from_url(tyrant_url, timeout=10)
+def raw(request: pytest.FixtureRequest) -> Iterator[Tyrant]:
+    client = Tyrant.from_url(shared_url(request), timeout=10)
     client.vanish()
     yield client
     client.vanish()
@@ -33,8 +35,8 @@ def raw(tyrant_url: str) -> Iterator[Tyrant]:
 
 
 @pytest.fixture
-def db(raw: Tyrant, tyrant_url: str) -> Iterator[StorageAdapter]:
-    storage = StorageAdapter(url=tyrant_url, timeout=10)
+def db(raw: Tyrant, request: pytest.FixtureRequest) -> Iterator[StorageAdapter]:
+    storage = StorageAdapter(url=shared_url(request), timeout=10)
     yield storage
     storage.disconnect()
 

@@ -1,4 +1,5 @@
-"""Every subcommand of ``doqu-tyrant`` against the bundled server."""
+"""Every subcommand of ``doqu-tyrant`` against the shared server (the bundled
+one, or ``$TYRANT_URL``), and against bundled servers of other kinds."""
 
 from __future__ import annotations
 
@@ -13,19 +14,22 @@ import time
 import pytest
 
 from doqu_tyrant.tyrant import Tyrant
+from tests.conftest import shared_url
 
 from .conftest import cli_command, cli_env
 
 
 @pytest.fixture
-def table(server_factory):
-    """A fresh table server with three people; yields (url, client)."""
-    server = server_factory("table")
-    client = Tyrant.from_url(server.url, timeout=10)
+def table(request):
+    """The shared table server emptied, with three people; yields (url, client)."""
+    url = shared_url(request)
+    client = Tyrant.from_url(url, timeout=10)
+    client.vanish()
     client["u1"] = {"name": "Alice", "age": "30", "city": "Oslo"}
     client["u2"] = {"name": "Bob", "age": "5", "city": ""}
     client["u3"] = {"name": "Ève", "age": "100", "note": "two\nlines"}
-    yield server.url, client
+    yield url, client
+    client.vanish()
     client.close()
 
 

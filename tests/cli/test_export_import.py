@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from doqu_tyrant.tyrant import Tyrant
+from tests.conftest import shared_url
 
 from .conftest import cli_command, cli_env
 
@@ -54,12 +55,16 @@ def snapshot(client: Tyrant) -> dict[bytes, list[tuple[bytes, bytes]]]:
 
 
 @pytest.fixture
-def two_tables(server_factory):
-    a = server_factory("table")
+def two_tables(request, server_factory):
+    """(url, client) of the shared table server (emptied; the bundled one or
+    $TYRANT_URL) and of a fresh bundled table server."""
+    url_a = shared_url(request)
     b = server_factory("table")
-    ca = Tyrant.from_url(a.url, timeout=30)
+    ca = Tyrant.from_url(url_a, timeout=30)
+    ca.vanish()
     cb = Tyrant.from_url(b.url, timeout=30)
-    yield (a.url, ca), (b.url, cb)
+    yield (url_a, ca), (b.url, cb)
+    ca.vanish()
     ca.close()
     cb.close()
 
@@ -159,11 +164,12 @@ MALFORMED = [
 
 
 @pytest.fixture
-def shared(tyrant_url):
+def shared(request):
     """The session's server (or $TYRANT_URL), emptied before and after."""
-    client = Tyrant.from_url(tyrant_url, timeout=30)
+    url = shared_url(request)
+    client = Tyrant.from_url(url, timeout=30)
     client.vanish()
-    yield tyrant_url, client
+    yield url, client
     client.vanish()
     client.close()
 
@@ -205,7 +211,8 @@ def test_dry_run_sends_nothing(two_tables, run_cli):
 
 def test_server_refuses_a_batch(two_tables, run_cli):
     (_, _), (url_b, b) = two_tables
-    b.setindex("name", "lexical")  # an empty value there is refused (ttserver would abort)
+    # b is always a bundled server: an empty value in an indexed column aborts ttserver
+    b.setindex("name", "lexical")
     data = b"".join(
         json.dumps({"key": f"k{i}", "record": {"name": "" if i == 3 else "x"}}).encode() + b"\n"
         for i in range(6)

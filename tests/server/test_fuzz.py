@@ -23,6 +23,9 @@ from tests.conformance_data import transcripts
 from tests.server.wire import Wire
 from tests.servers import ServerProcess
 
+# Sends the requests that abort a real ttserver (spec §10): bundled servers only.
+pytestmark = pytest.mark.bundled_only
+
 CORPUS = sorted({
     bytes.fromhex(v["request_hex"]) for v in transcripts()
     if v["request_hex"] and not v["name"].startswith("ulog.repl")

@@ -18,6 +18,9 @@ from doqu_tyrant.tyrant import protocol as p
 from tests.server.wire import Wire
 from tests.servers import ServerProcess
 
+# Sends the requests that abort a real ttserver (spec §10): bundled servers only.
+pytestmark = pytest.mark.bundled_only
+
 ServerFactory = Callable[..., ServerProcess]
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from doqu_tyrant.tyrant import Tyrant
+from tests.conftest import shared_url
 from tests.servers import ServerProcess
 
 
@@ -39,9 +40,9 @@ def kv(hash_url: str) -> Iterator[Tyrant]:
 
 
 @pytest.fixture
-def t(tyrant_url: str) -> Iterator[Tyrant]:
-    """A client of an empty table database."""
-    client = Tyrant.from_url(tyrant_url, timeout=10)
+def t(request: pytest.FixtureRequest) -> Iterator[Tyrant]:
+    """A client of an empty table database (the shared one, see tests/conftest.py)."""
+    client = Tyrant.from_url(shared_url(request), timeout=10)
     client.vanish()
     yield client
     client.vanish()
