@@ -35,14 +35,14 @@ test: deps venv
 	$(PY) -m pytest -q
 	$(PY) tools/test_pythons.py --exclude $$($(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])")
 
-# The client, backend and CLI suites against any Tyrant server, e.g. a real
+# The client, pyrant, backend and CLI suites against any Tyrant server, e.g. a real
 # ttserver: TYRANT_URL=tyrant://HOST:PORT make test-external (a table
 # database; TYRANT_HASH_URL=tyrant://HOST:PORT2 adds a hash database for the
 # key-value tests). The suites empty those databases and drop the indexes they
 # create; tests that send requests which abort ttserver use bundled servers.
 test-external: deps venv
 	@test -n "$(TYRANT_URL)" || { echo "usage: TYRANT_URL=tyrant://HOST:PORT make test-external" >&2; exit 2; }
-	TYRANT_URL="$(TYRANT_URL)" TYRANT_HASH_URL="$(TYRANT_HASH_URL)" $(PY) -m pytest -q tests/tyrant tests/backend tests/cli
+	TYRANT_URL="$(TYRANT_URL)" TYRANT_HASH_URL="$(TYRANT_HASH_URL)" $(PY) -m pytest -q tests/tyrant tests/pyrant tests/backend tests/cli
 
 lint: venv
 	$(PY) -m ruff check doqu doqu_tyrant pyrant tests benchmarks examples tools

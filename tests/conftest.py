@@ -33,7 +33,7 @@
 ``TYRANT_URL`` must name a table database, ``TYRANT_HASH_URL`` (optional, for
 the key-value tests of tests/tyrant) a hash database; the session stops at
 once, saying so, when they do not. ``make test-external`` runs the client,
-backend and CLI suites this way.
+pyrant, backend and CLI suites this way.
 """
 
 from __future__ import annotations
