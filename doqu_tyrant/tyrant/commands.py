@@ -87,6 +87,16 @@ def _unencodable(text: str, what: str, exc: UnicodeEncodeError) -> ValueError:
                       f"surrogate {text[exc.start]!r} at position {exc.start}")
 
 
+def _escaped(text: str, what: str) -> bytes:
+    # Keys read from the server are decoded with surrogateescape (decode_key):
+    # encoding them back the same way gives the stored bytes.
+    text = str.__str__(text)
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as exc:
+        raise _unencodable(text, what, exc) from None
+
+
 def _sized(value: object, what: str) -> bytes:
     data = to_bytes(value, what)
     if len(data) > p.MAX_LENGTH:
@@ -95,7 +105,8 @@ def _sized(value: object, what: str) -> bytes:
 
 
 def key_bytes(key: object, what: str = "key") -> bytes:
-    """A key-value key or value: any bytes, size-checked."""
+    """A key-value key or value: any bytes, size-checked. Text is UTF-8, with
+    ``surrogateescape`` (so a table key read back as text finds its record)."""
     tp = type(key)
     if tp is bytes:
         if len(key) <= p.MAX_LENGTH:  # type: ignore[arg-type]
@@ -105,6 +116,8 @@ def key_bytes(key: object, what: str = "key") -> bytes:
             return key.encode()  # type: ignore[attr-defined, no-any-return]
         except UnicodeEncodeError:
             pass
+    if isinstance(key, str):
+        key = _escaped(key, what)
     return _sized(key, what)
 
 
@@ -119,13 +132,7 @@ def pk_bytes(pk: object, what: str = "primary key") -> bytes:
     elif type(pk) is bytes and pk and b"\0" not in pk and len(pk) <= p.MAX_LENGTH:
         return pk
     if isinstance(pk, str):
-        # Keys read from the server are decoded with surrogateescape (see
-        # decode_key): encoding them back the same way gives the stored bytes.
-        text = str.__str__(pk)
-        try:
-            pk = text.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError as exc:
-            raise _unencodable(text, what, exc) from None
+        pk = _escaped(pk, what)
     data = _sized(pk, what)
     if not data:
         raise ValueError(f"{what} must not be empty")

@@ -104,6 +104,7 @@ def test_keys_that_are_not_utf8(t: Tyrant) -> None:
     assert sorted(t) == sorted(["ok", odd, latin])
     assert dict(t.table.items()) == {"ok": {"a": "1"}, odd: {"a": "b"}, latin: {"c": "d"}}
     assert t.table[odd] == {"a": "b"} and t.getlist([odd]) == {odd: {"a": "b"}}
+    assert odd in t.table and latin in t and t.get(latin) == b"c\0d"
     assert sorted(t.query.keys(raw=True)) == sorted([b"ok", b"\xff\xfe", b"caf\xe9"])
     del t.table[odd]
     assert t.get(b"\xff\xfe") is None and len(t) == 2
