@@ -16,6 +16,7 @@ import sys
 from doqu_tyrant.tyrant.protocol import MAX_LENGTH
 
 from .app import DEFAULT_FRAME_TIMEOUT, DEFAULT_PORT, DEFAULT_THREADS, Server
+from .rts import RtsError
 from .ulog import DEFAULT_LIMIT
 
 
@@ -62,7 +63,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="close a connection whose request stays incomplete this long; 0 = never "
         "(default: %(default)s)",
     )  # fmt: skip
+    add_replication_options(parser)
     return parser
+
+
+def add_replication_options(parser: argparse.ArgumentParser) -> None:
+    """``--master``, ``--rts``, ``--rcc``, ``--allow-setmst`` (see docs/replication.rst)."""
+    group = parser.add_argument_group("replication")
+    group.add_argument(
+        "--master", metavar="HOST:PORT", type=master_address,
+        help="follow this master's update log from start-up (needs --sid; for a dual "
+        "master, give each server --ulog and the other as --master)",
+    )  # fmt: skip
+    group.add_argument(
+        "--rts", metavar="FILE",
+        help="replication timestamp file: where replication resumes after a restart "
+        "(default: the database file's name + .rts)",
+    )  # fmt: skip
+    group.add_argument(
+        "--rcc", action="store_true",
+        help="stop replicating when an entry's result differs from the master's "
+        "(consistency check)",
+    )  # fmt: skip
+    group.add_argument(
+        "--allow-setmst", action="store_true",
+        help="let clients change the master with SETMST (refused by default unless "
+        "--master is given: SETMST makes the server apply whatever it is sent)",
+    )  # fmt: skip
+
+
+def master_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``; the port defaults to 1978) for ``--master``."""
+    host, port = text, str(DEFAULT_PORT)
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or text[end + 1 : end + 2] not in ("", ":"):
+            raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    elif ":" in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: write an IPv6 address as [ADDRESS]:PORT")
+    if not host:
+        raise argparse.ArgumentTypeError(f"{text!r} has no host")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: the port must be a number from 1 to 65535")
+    return host, int(port)
 
 
 def raise_file_limit() -> None:
@@ -90,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             ulog_dir=args.ulog, ulog_limit=args.ulim, sid=args.sid,
             max_length=args.max_length, frame_timeout=args.frame_timeout,
             copy_commands=args.copy_commands, pid_file=args.pid,
+            master=args.master, rts_path=args.rts, replication_check=args.rcc,
+            allow_setmst=args.allow_setmst,
         )  # fmt: skip
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -103,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         server.serve_forever(ready)
+    except RtsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

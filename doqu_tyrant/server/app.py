@@ -26,6 +26,7 @@ from .cabinet import Cabinet
 from .commands import Commands
 from .connection import Connection
 from .replication import Replicator
+from .rts import RtsFile
 from .ulog import DEFAULT_LIMIT, UpdateLog
 
 log = logging.getLogger("doqu_tyrant.server")
@@ -34,6 +35,23 @@ DEFAULT_PORT = 1978
 DEFAULT_THREADS = 8
 DEFAULT_FRAME_TIMEOUT = 30.0
 SHUTDOWN_GRACE = 5.0
+
+
+def _rts_path(db_path: str, given: str | os.PathLike[str] | None,
+              replicating: bool) -> str | None:
+    """The replication timestamp file: ``given``, else ``DB.rts`` next to a
+    database file when this server can become a replica."""
+    file = db_path.split("#", 1)[0]
+    on_memory = file in ("*", "+", "")
+    if given is not None:
+        if on_memory:
+            raise ValueError("an on-memory database is empty after a restart, so a "
+                             "replication timestamp file (--rts) would skip what it lost; "
+                             "use a database file or leave out --rts")
+        return os.fspath(given)
+    if not replicating or on_memory:
+        return None
+    return file + ".rts"
 
 
 def use_c_locale() -> None:
@@ -88,6 +106,14 @@ class Server:
     ``max_length`` caps every declared length in a request;
     ``frame_timeout`` closes a connection whose frame stays incomplete
     that long (0: never).
+
+    Replication (see :mod:`.replication`): ``master=(host, port)`` follows
+    that master from start-up; ``rts_path`` is the replication timestamp
+    file (default: the database file's name + ``.rts`` when replication is
+    possible); ``replication_check`` stops replicating when an entry's
+    result differs from the master's (ttserver's ``-rcc``);
+    ``allow_setmst`` lets clients change the master with SETMST, which is
+    refused otherwise unless ``master`` is given.
     """
 
     def __init__(
@@ -106,6 +132,10 @@ class Server:
         copy_commands: bool = False,
         pid_file: str | os.PathLike[str] | None = None,
         backlog: int = 1024,
+        master: tuple[str, int] | None = None,
+        rts_path: str | os.PathLike[str] | None = None,
+        replication_check: bool = False,
+        allow_setmst: bool = False,
     ) -> None:
         if not 0 <= sid <= 0xFFFF:
             raise ValueError("sid must be between 0 and 65535")
@@ -126,6 +156,12 @@ class Server:
         self.copy_commands = copy_commands
         self.pid_file = os.fspath(pid_file) if pid_file is not None else None
         self.backlog = backlog
+        self.master = master
+        self.replication_check = replication_check
+        self.allow_setmst = allow_setmst or master is not None
+        self.rts_path = _rts_path(self.path, rts_path, self.allow_setmst)
+        if master is not None and sid < 1:
+            raise ValueError("a replica needs a server id: give --sid (1-65535)")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -169,8 +205,11 @@ class Server:
                 copy_commands=self.copy_commands, max_length=self.max_length,
             )  # fmt: skip
             engine = Engine(loop, executor, commands, self.max_length, self.frame_timeout)
-            replicator = Replicator(commands, loop, executor)
+            rts = RtsFile(self.rts_path) if self.rts_path is not None else None
+            replicator = Replicator(commands, loop, executor, rts)
+            replicator.recover()  # before any request: complete a half-applied entry
             commands.on_setmst = replicator.set_master
+            commands.allow_setmst = self.allow_setmst
             if ulog is not None:
                 ulog.listener = engine.notify_repl
             sock = self._bind()
@@ -186,6 +225,8 @@ class Server:
             if handle_signals:
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(signum, self._stop.set)
+            if self.master is not None:
+                replicator.follow(*self.master, check=self.replication_check)
             log.info("serving %s (%s) on %s:%d", self.path, db.db_type, self.host, self.port)
             if ready is not None:
                 ready()
@@ -202,6 +243,8 @@ class Server:
             # let pending callbacks (closing transports, cancelled tasks) run
             await asyncio.sleep(0)
             await loop.run_in_executor(None, executor.shutdown, True)
+            if replicator is not None:
+                replicator.close()  # after the workers: one may be finishing an entry
             if ulog is not None:
                 ulog.close()
             if not db.closed:

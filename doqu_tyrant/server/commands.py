@@ -76,11 +76,25 @@ _ALWAYS_LOGGED = frozenset({
 class MasterState(Protocol):
     """What STAT shows of the replication master (see :mod:`.replication`)."""
 
-    host: str
-    port: int
-    rts: int
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def rts(self) -> int: ...
 
     def delay(self) -> float: ...
+
+
+class Journal(Protocol):
+    """Bookkeeping around one replayed entry, run under the write lock (see
+    :meth:`Commands.replay`)."""
+
+    def begin(self, request: Request, log_position: tuple[int, int] | None) -> None: ...
+
+    def commit(self) -> None: ...
 
 
 class Commands:
@@ -115,6 +129,9 @@ class Commands:
         self.get_miss = 0
         self.master: MasterState | None = None
         self.on_setmst: Callable[[str, int, int, int], None] | None = None
+        #: SETMST makes this server connect wherever a client says and apply
+        #: what it is sent there: refused unless the operator allowed it.
+        self.allow_setmst = False
         self._wlock = threading.Lock()
         db_path = os.fsdecode(db.path)
         self._db_file = os.path.realpath(db_path) if db_path not in ("*", "+", "") else None
@@ -293,6 +310,11 @@ class Commands:
                 ulog.write(_log_payload(r) + result, sid, mid)
         return reply
 
+    @property
+    def write_lock(self) -> threading.Lock:
+        """Held while a logged write and its update-log entry are made."""
+        return self._wlock
+
     # -- entry points -----------------------------------------------------------------
 
     def execute(self, r: Request) -> bytes:
@@ -324,6 +346,29 @@ class Commands:
             log.exception("replaying command 0x%02x failed", r[0])
             return False
         return reply[0] == 0
+
+    def replay(self, r: Request, sid: int, mid: int, journal: Journal) -> bool:
+        """Apply an entry received from a master, between ``journal.begin`` and
+        ``journal.commit``, all under the write lock: no client write comes
+        between the entry and its bookkeeping. Logged with origin ``sid`` and
+        master ``mid``. Returns whether it succeeded (never raises for the
+        entry itself; a failing journal raises)."""
+        core = self._core.get(r[0])
+        ulog = self.ulog
+        with self._wlock:
+            journal.begin(r, None if ulog is None else ulog.position())
+            ok = False
+            if core is not None and r[0] in ulogmod.LOGGABLE:
+                try:
+                    reply = core(r)
+                except Exception:
+                    log.exception("replaying command 0x%02x failed", r[0])
+                    reply = REPLY_FAIL
+                ok = reply[0] == 0
+                if ulog is not None and _is_logged(r):
+                    ulog.write(_log_payload(r) + (b"\x00" if ok else b"\x01"), sid, mid)
+            journal.commit()
+        return ok
 
     # -- file commands ----------------------------------------------------------------
 
@@ -384,8 +429,13 @@ class Commands:
     def _setmst(self, r: Request) -> bytes:
         host, port, ts, opts = r[1]
         callback = self.on_setmst
-        if callback is not None:
-            callback(host.decode("utf-8", "replace"), port, ts, opts)
+        if callback is None or not self.allow_setmst:
+            if not host:
+                return REPLY_OK  # "stop replicating": there is nothing to stop
+            log.warning("SETMST %r:%d refused: start the server with --master or "
+                        "--allow-setmst to let clients change its master", host, port)
+            return REPLY_FAIL
+        callback(host.decode("utf-8", "replace"), port, ts, opts)
         return REPLY_OK
 
     # -- STAT ---------------------------------------------------------------------------

@@ -309,10 +309,13 @@ class Connection(asyncio.Protocol):
                 wakeup.clear()
                 entries = reader.read()
                 if entries:
+                    # Not what came from the slave, directly or through another
+                    # master: a dual master must not echo writes back (ttserver
+                    # skips both as well).
                     chunk = b"".join(
                         p.repl_entry(e_ts, e_sid, payload)
-                        for e_ts, e_sid, _mid, payload in entries
-                        if e_sid != slave_sid
+                        for e_ts, e_sid, e_mid, payload in entries
+                        if e_sid != slave_sid and e_mid != slave_sid
                     )
                     if chunk:
                         transport.write(chunk)

@@ -1,10 +1,20 @@
-"""This server as a replication slave (SETMST): follow a master's update log.
+"""This server as a replica: follow a master's update log (``--master``, SETMST).
 
-The slave connects to the master, sends ``REPL ts sid`` and applies every
-entry of the stream through :meth:`Commands.apply`, which also writes it to
-the slave's own update log with the entry's origin server id. When the
-connection fails it retries once per second from the last applied timestamp,
-as ttserver does.
+The replica connects to the master, sends ``REPL ts sid`` and applies every
+entry of the stream through :meth:`Commands.replay`, which also writes it to
+the replica's own update log with the entry's origin server id and the
+master's id, so that a dual master (each server the master of the other)
+does not echo writes back. When the connection fails it retries once per
+second from where it stopped, as ttserver does.
+
+Where it stopped is the *position* (:class:`~.rts.Position`): the newest
+timestamp applied and how many entries with that timestamp were received.
+With an ``--rts`` file it survives restarts, and every entry is applied
+exactly once across a kill (see :mod:`.rts`): before an entry is applied its
+position, the entry and (for the few writes that are not idempotent) the
+record as it was are written to the pending file; at start-up
+:meth:`Replicator.recover` completes an entry that was caught half-way,
+before any client is served.
 """
 
 from __future__ import annotations
@@ -13,117 +23,326 @@ import asyncio
 import concurrent.futures
 import logging
 import struct
+import threading
 import time
 
 from doqu_tyrant.tyrant import protocol as p
+from doqu_tyrant.tyrant.errors import TyrantProtocolError
 
+from .cabinet import Cabinet
 from .commands import Commands
+from .rts import UNDO_DUPS, UNDO_NONE, UNDO_RAW, Pending, Position, RtsFile, Undo
 from .ulog import decode_payload
 
 log = logging.getLogger("doqu_tyrant.server")
 
-RETRY_INTERVAL = 1.0
-_ENTRY = struct.Struct(">QII")  # ts, sid, size after the 0xC9 byte
+RETRY_INTERVAL = 1.0  # seconds between connection attempts (ttserver: 1 s)
+CONNECT_TIMEOUT = 10.0
+STREAM_TIMEOUT = 30.0  # the master sends a keep-alive every second; silence this long = dead
+READ_SIZE = 1 << 18
+BATCH = 2048  # entries handed to one worker-thread call
+
+# Writes whose second application differs from the first: before one of these
+# is applied, the record it changes is saved so that a crash can be undone.
+_UNDO_COMMANDS = frozenset({p.PUTCAT, p.PUTSHL, p.ADDINT, p.ADDDOUBLE})
+_UNDO_MISC = frozenset({b"putcat", b"putdup", b"putdupback"})
+
+
+class _Stopped(Exception):
+    """The master was replaced or replication stopped while entries were pending."""
 
 
 class Master:
     """A master being followed; STAT shows ``mhost``, ``mport``, ``rts``, ``delay``."""
 
-    def __init__(self, host: str, port: int, ts: int, check: bool) -> None:
+    def __init__(self, replicator: Replicator, host: str, port: int, check: bool) -> None:
+        self._replicator = replicator
         self.host = host
         self.port = port
-        self.rts = 0  # timestamp of the last applied entry
-        self.start_ts = max(ts, 1)
         self.check = check
+        self.cancelled = False
+        self.fatal = False  # --rcc found an inconsistency: stopped until the next SETMST
         self.task: asyncio.Task[None] | None = None
-        self._last_seen = 0.0
+
+    @property
+    def rts(self) -> int:
+        """Timestamp (µs) of the newest entry applied."""
+        return self._replicator.position.ts
 
     def delay(self) -> float:
-        """Seconds since the master last told us anything (0 before that)."""
-        return max(time.time() - self._last_seen, 0.0) if self._last_seen else 0.0
+        """Seconds between now and the newest entry applied, as ttserver reports it
+        (it grows while the master is idle)."""
+        return max(time.time() - self.rts / 1e6, 0.0)
 
 
 class Replicator:
-    """Starts, replaces and stops the slave task for SETMST."""
+    """Follows at most one master for one :class:`Commands`; owns the position."""
 
     def __init__(
         self,
         commands: Commands,
         loop: asyncio.AbstractEventLoop,
         executor: concurrent.futures.Executor,
+        rts: RtsFile | None = None,
     ) -> None:
         self.commands = commands
         self.loop = loop
         self.executor = executor
+        self.rts = rts
         self.master: Master | None = None
+        self.position = Position()
+        self.seq = 0  # entries applied (numbers the pending records)
+        self._skip_ts = 0  # after a (re)connection: entries the master resends
+        self._skip_left = 0
+        self._lock: threading.Lock = commands.write_lock
 
-    def set_master(self, host: str, port: int, ts: int, opts: int) -> None:
-        """Follow ``host:port`` from ``ts`` on; an empty host stops replicating."""
-        self.stop()
-        if not host:
+    # -- start-up -----------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Read the position file; complete an entry a crash left half-applied.
+
+        Runs before the server takes requests. Raises :class:`~.rts.RtsError`
+        for a file that is not a position file.
+        """
+        if self.rts is None:
             return
+        position, seq, pending = self.rts.load()
+        self.position, self.seq = position, seq
+        self.rts.open()
+        if pending is not None:
+            self._complete(pending)
+
+    def _complete(self, pending: Pending) -> None:
+        commands = self.commands
+        ulog = commands.ulog
+        logged = (
+            ulog is not None
+            and pending.log_position is not None
+            and ulog.position() > pending.log_position
+        )
+        if logged:
+            how = "it had been applied"
+        else:
+            decoded = decode_payload(pending.payload, commands.max_length)
+            if decoded is None:
+                how = "its entry is malformed; skipped"
+            else:
+                # The entry may or may not have reached the database: put the
+                # record back as it was (non-idempotent writes), then apply it.
+                with self._lock:
+                    restore(commands.db, pending.undo)
+                commands.replay(decoded[0], pending.sid, pending.mid, _NO_JOURNAL)
+                how = ("applied it again" if pending.undo.kind == UNDO_NONE
+                       else "undid and reapplied it")
+        log.warning("replication: the entry at ts %d was being applied when the server "
+                    "stopped: %s", pending.position.ts, how)
+        self.position, self.seq = pending.position, pending.seq
+        assert self.rts is not None
+        self.rts.commit(self.position, self.seq)
+
+    # -- masters ------------------------------------------------------------------------
+
+    def follow(self, host: str, port: int, check: bool = False) -> None:
+        """Follow ``host:port`` from the current position (``--master``)."""
+        self.stop()
         if self.commands.sid < 1:
-            log.warning("SETMST %s:%d: this server has no --sid, so masters will refuse it",
-                        host, port)
-        master = Master(host, port, ts, bool(opts & p.REPL_CHECK))
+            log.warning("replicating from %s:%d: this server has no --sid, so the master "
+                        "will refuse it", host, port)
+        master = Master(self, host, port, check)
         self.master = master
         self.commands.master = master
         master.task = self.loop.create_task(self._follow(master))
+
+    def set_master(self, host: str, port: int, ts: int, opts: int) -> None:
+        """SETMST: follow ``host:port`` after timestamp ``ts`` (0: from the current
+        position); an empty host stops replicating. As in ttserver, a ``ts``
+        replaces the position, so replication resumes with entries after it."""
+        self.stop()
+        if not host:
+            return
+        if ts > 0:
+            with self._lock:
+                self.position = Position(ts, None)
+                self.seq += 1
+                if self.rts is not None:
+                    self.rts.commit(self.position, self.seq)
+        self.follow(host, port, bool(opts & p.REPL_CHECK))
 
     def stop(self) -> None:
         master = self.master
         self.master = None
         self.commands.master = None
-        if master is not None and master.task is not None:
-            master.task.cancel()
+        if master is not None:
+            master.cancelled = True
+            if master.task is not None:
+                master.task.cancel()
+
+    def close(self) -> None:
+        self.stop()
+        if self.rts is not None:
+            self.rts.close()
+
+    # -- the stream ---------------------------------------------------------------------
 
     async def _follow(self, master: Master) -> None:
-        while True:
+        failed = False
+        while not master.cancelled and not master.fatal:
             writer: asyncio.StreamWriter | None = None
             try:
-                reader, writer = await asyncio.open_connection(master.host, master.port)
-                ts = master.rts + 1 if master.rts else master.start_ts
-                writer.write(p.encode_repl(ts, self.commands.sid))
-                master_sid = struct.unpack(">I", await reader.readexactly(4))[0]
-                master._last_seen = time.time()
-                await self._apply_stream(master, reader, master_sid)
+                reader, stream = await asyncio.wait_for(
+                    asyncio.open_connection(master.host, master.port), CONNECT_TIMEOUT
+                )
+                writer = stream
+                with self._lock:
+                    position = self.position
+                    self._skip_ts, self._skip_left = position.ts, position.skip()
+                stream.write(p.encode_repl(position.request_ts(), self.commands.sid))
+                head = await asyncio.wait_for(reader.readexactly(4), STREAM_TIMEOUT)
+                master_sid = struct.unpack(">I", head)[0]
+                log.info("replicating from sid %d (%s:%d) after ts %d", master_sid,
+                         master.host, master.port, position.ts)
+                failed = False
+                await self._stream(master, reader, master_sid)
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                log.debug("replication from %s:%d: %s", master.host, master.port, exc)
+            except _Stopped:
+                return
+            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError,
+                    TyrantProtocolError) as exc:
+                level = logging.DEBUG if failed else logging.WARNING
+                log.log(level, "replication from %s:%d: %s", master.host, master.port,
+                        exc or type(exc).__name__)
+                failed = True
             finally:
                 if writer is not None:
                     writer.close()
             await asyncio.sleep(RETRY_INTERVAL)
 
-    async def _apply_stream(
-        self, master: Master, reader: asyncio.StreamReader, master_sid: int
-    ) -> None:
-        commands = self.commands
-        max_length = commands.max_length
+    async def _stream(self, master: Master, reader: asyncio.StreamReader,
+                      master_sid: int) -> None:
+        buf = bytearray()
+        max_size = 2 * self.commands.max_length + (1 << 16)
         while True:
-            kind = await reader.readexactly(1)
-            master._last_seen = time.time()
-            if kind == p.REPL_KEEPALIVE:
-                continue
-            if kind[0] != p.ULOG_MAGIC:
-                raise ValueError(f"unexpected byte 0x{kind[0]:02x} in the replication stream")
-            ts, sid, size = _ENTRY.unpack(await reader.readexactly(_ENTRY.size))
-            if size > 2 * max_length + (1 << 16):
-                raise ValueError(f"replication entry of {size} bytes is too large")
-            payload = await reader.readexactly(size)
-            if sid == commands.sid:
-                master.rts = ts
-                continue  # our own write coming back
-            decoded = decode_payload(payload, max_length)
-            if decoded is None:
-                log.warning("replication: skipping a malformed entry at ts %d", ts)
-                master.rts = ts
-                continue
+            chunk = await asyncio.wait_for(reader.read(READ_SIZE), STREAM_TIMEOUT)
+            if not chunk:
+                raise ConnectionError("the master closed the stream")
+            buf += chunk
+            entries, _keepalives, used = p.parse_repl_stream(buf, max_size)
+            del buf[:used]
+            for start in range(0, len(entries), BATCH):
+                await self.loop.run_in_executor(
+                    self.executor, self._apply, master, entries[start:start + BATCH], master_sid
+                )
+                if master.fatal:
+                    return
+
+    def _apply(self, master: Master, entries: list[p.ReplEntry], master_sid: int) -> None:
+        """Apply entries in order (a worker thread). Raises :class:`_Stopped` once
+        the master is replaced."""
+        commands = self.commands
+        own = commands.sid
+        for ts, sid, payload in entries:
+            with self._lock:
+                if master.cancelled:
+                    raise _Stopped
+                if self._skip_left:
+                    if ts == self._skip_ts:
+                        self._skip_left -= 1
+                        continue  # applied before the reconnection
+                    self._skip_left = 0
+                position = self.position.after(ts)
+                decoded = None if sid == own else decode_payload(payload, commands.max_length)
+                if decoded is None:
+                    if sid != own:
+                        log.warning("replication: skipping a malformed entry at ts %d", ts)
+                    self.position = position  # our own write coming back, or garbage
+                    continue
             request, result = decoded
-            ok = await self.loop.run_in_executor(
-                self.executor, commands.apply, request, sid, master_sid
-            )
-            if master.check and ok != (result == 0):
-                log.warning("replication: consistency check failed at ts %d", ts)
-            master.rts = ts
+            ok = commands.replay(request, sid, master_sid,
+                                 _Journal(self, master, position, sid, master_sid, payload))
+            if ok != (result == 0):
+                if master.check:
+                    master.fatal = True
+                    log.error("replication from %s:%d stopped: the entry at ts %d %s here but "
+                              "%s on the master (consistency check, --rcc)", master.host,
+                              master.port, ts, "succeeded" if ok else "failed",
+                              "failed" if ok else "succeeded")
+                    return
+                log.info("replication: the entry at ts %d %s here, unlike on the master",
+                         ts, "succeeded" if ok else "failed")
+
+
+class _Journal:
+    """The bookkeeping of one entry (see :meth:`Commands.replay`)."""
+
+    __slots__ = ("replicator", "master", "position", "sid", "mid", "payload", "seq")
+
+    def __init__(self, replicator: Replicator, master: Master, position: Position, sid: int,
+                 mid: int, payload: bytes) -> None:
+        self.replicator = replicator
+        self.master = master
+        self.position = position
+        self.sid = sid
+        self.mid = mid
+        self.payload = payload
+        self.seq = 0
+
+    def begin(self, request: p.Request, log_position: tuple[int, int] | None) -> None:
+        replicator = self.replicator
+        if self.master.cancelled:
+            raise _Stopped
+        self.seq = replicator.seq + 1
+        rts = replicator.rts
+        if rts is not None:
+            rts.begin(Pending(self.seq, self.position, self.sid, self.mid, log_position,
+                              undo_for(replicator.commands.db, request), self.payload))
+
+    def commit(self) -> None:
+        replicator = self.replicator
+        replicator.position, replicator.seq = self.position, self.seq
+        if replicator.rts is not None:
+            replicator.rts.commit(self.position, self.seq)
+
+
+class _NoJournal:
+    def begin(self, request: p.Request, log_position: tuple[int, int] | None) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
+
+
+_NO_JOURNAL = _NoJournal()
+
+
+# -- undo ------------------------------------------------------------------------------------
+
+
+def undo_for(db: Cabinet, request: p.Request) -> Undo:
+    """What it takes to put back the record ``request`` changes, if applying
+    it twice would not be the same as once."""
+    cmd, args = request
+    if cmd in _UNDO_COMMANDS:
+        key = args[0]
+    elif cmd == p.MISC and args[0] in _UNDO_MISC and args[2]:
+        key = args[2][0]
+    else:
+        return Undo()
+    if db.db_type == "B+ tree":
+        values = db.misc(b"get", [key])
+        return Undo(UNDO_DUPS, key, None if values is None else tuple(values))
+    value = db.get(key)
+    return Undo(UNDO_RAW, key, None if value is None else (value,))
+
+
+def restore(db: Cabinet, undo: Undo) -> None:
+    """Put a record back as :func:`undo_for` found it."""
+    if undo.kind == UNDO_RAW:
+        if undo.values is None:
+            db.out(undo.key)
+        else:
+            db.put(undo.key, undo.values[0])
+    elif undo.kind == UNDO_DUPS:
+        db.misc(b"outlist", [undo.key])
+        for value in undo.values or ():
+            db.misc(b"putdup", [undo.key, value])

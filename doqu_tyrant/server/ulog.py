@@ -73,6 +73,8 @@ class UpdateLog:
         self._number = _file_number(files[-1]) if files else 1
         self._fd = -1
         self._size = 0
+        if files:
+            self._last_ts = _repair_tail(os.path.join(self.directory, files[-1]))
         self._open()
 
     def _open(self) -> None:
@@ -106,6 +108,10 @@ class UpdateLog:
     @property
     def last_ts(self) -> int:
         return self._last_ts
+
+    def position(self) -> tuple[int, int]:
+        """(file number, size) of the end of the log: grows with every entry."""
+        return self._number, self._size
 
     def close(self) -> None:
         with self._lock:
@@ -199,6 +205,44 @@ class LogReader:
 def _file_number(name: str) -> int:
     stem = name[: -len(SUFFIX)]
     return int(stem) if stem.isdigit() else 1
+
+
+def _repair_tail(path: str) -> int:
+    """Cut a torn last entry (the server was killed mid-append) off ``path``;
+    return the timestamp of its last complete entry (0 if none).
+
+    Later appends would otherwise follow the torn bytes and every reader
+    would misparse them. Walks the entry heads only.
+    """
+    last_ts = 0
+    good = 0  # end of the last complete entry
+    try:
+        with open(path, "r+b") as f:
+            size = os.fstat(f.fileno()).st_size
+            torn = False
+            while not torn:
+                f.seek(good)
+                chunk = f.read(READ_CHUNK)
+                pos = 0  # relative to good; may run past the chunk for a long entry
+                while pos + HEAD_SIZE <= len(chunk):
+                    if chunk[pos] != p.ULOG_MAGIC:
+                        return last_ts  # not a torn append: readers report it
+                    end = pos + HEAD_SIZE + int.from_bytes(chunk[pos + 13 : pos + 17], "big")
+                    if good + end > size:
+                        torn = True
+                        break
+                    last_ts = int.from_bytes(chunk[pos + 1 : pos + 9], "big")
+                    pos = end
+                if pos == 0:
+                    break
+                good += pos
+            if good < size:
+                log.warning("update log %s: removing a torn entry at its end (%d bytes)",
+                            path, size - good)
+                f.truncate(good)
+    except OSError as exc:
+        log.warning("cannot check the end of update log %s: %s", path, exc)
+    return last_ts
 
 
 def _first_timestamp(path: str) -> int | None:

@@ -1212,6 +1212,48 @@ def repl_header(sid: int) -> bytes:
     return _u32(sid)
 
 
+#: An entry of a replication stream: ``(ts, origin sid, payload)``.
+ReplEntry = tuple[int, int, bytes]
+
+
+def parse_repl_stream(
+    data: bytes | bytearray | memoryview, max_size: int = 2 * MAX_LENGTH + (1 << 16)
+) -> tuple[list[ReplEntry], int, int]:
+    """The complete events at the start of a REPL stream (after the master's sid).
+
+    Returns ``(entries, keepalives, consumed)``: the entries in order, how
+    many keep-alive bytes were seen, and how many bytes were used (an
+    incomplete entry at the end is left for the next call). Raises
+    :class:`TyrantProtocolError` on a byte that starts neither, or an entry
+    larger than ``max_size``.
+    """
+    entries: list[ReplEntry] = []
+    keepalives = 0
+    pos = 0
+    end = len(data)
+    head = _REPL_ENTRY_HEAD.size
+    nop = REPL_KEEPALIVE[0]
+    while pos < end:
+        kind = data[pos]
+        if kind == nop:
+            keepalives += 1
+            pos += 1
+            continue
+        if kind != ULOG_MAGIC:
+            raise TyrantProtocolError(f"unexpected byte 0x{kind:02x} in a replication stream")
+        if pos + head > end:
+            break
+        _magic, ts, sid, size = _REPL_ENTRY_HEAD.unpack_from(data, pos)
+        if size > max_size:
+            raise TyrantProtocolError(f"replication entry of {size} bytes is too large")
+        stop = pos + head + size
+        if stop > end:
+            break
+        entries.append((ts, sid, bytes(data[pos + head : stop])))
+        pos = stop
+    return entries, keepalives, pos
+
+
 # ---------------------------------------------------------------------------
 # STAT text
 

@@ -29,7 +29,7 @@ def setmst(wire: Wire, host: str, port: int, ts: int = 1) -> bool:
 
 def test_slave_follows_master(tmp_path: Path, server_factory: ServerFactory) -> None:
     master = server_factory("hash", ulog=tmp_path / "mlog", sid=1)
-    slave = server_factory("hash", ulog=tmp_path / "slog", sid=2)
+    slave = server_factory("hash", ulog=tmp_path / "slog", sid=2, allow_setmst=True)
     with Wire(master.address) as m, Wire(slave.address) as s:
         assert m.put(b"before", b"1")  # already logged: caught up from ts 1
         assert setmst(s, master.host, master.port)
@@ -61,7 +61,7 @@ def test_slave_follows_master(tmp_path: Path, server_factory: ServerFactory) -> 
 
 
 def test_setmst_to_unreachable_master_still_answers(server_factory: ServerFactory) -> None:
-    slave = server_factory("hash", sid=2)
+    slave = server_factory("hash", sid=2, allow_setmst=True)
     with Wire(slave.address) as s:
         assert setmst(s, "127.0.0.1", 1)
         assert setmst(s, "no-such-host.invalid", 1978)
@@ -71,8 +71,8 @@ def test_setmst_to_unreachable_master_still_answers(server_factory: ServerFactor
 
 
 def test_two_masters_do_not_echo(tmp_path: Path, server_factory: ServerFactory) -> None:
-    a = server_factory("hash", ulog=tmp_path / "alog", sid=1)
-    b = server_factory("hash", ulog=tmp_path / "blog", sid=2)
+    a = server_factory("hash", ulog=tmp_path / "alog", sid=1, allow_setmst=True)
+    b = server_factory("hash", ulog=tmp_path / "blog", sid=2, allow_setmst=True)
     with Wire(a.address) as wa, Wire(b.address) as wb:
         assert setmst(wa, b.host, b.port)
         assert setmst(wb, a.host, a.port)
