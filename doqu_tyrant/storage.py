@@ -29,6 +29,7 @@ from doqu_tyrant.query import QueryAdapter
 from doqu_tyrant.records import decode_pairs, key_bytes, key_text, parse_serialized
 from doqu_tyrant.tyrant.client import DEFAULT_PORT, Tyrant, parse_url
 from doqu_tyrant.tyrant.errors import TyrantError
+from doqu_tyrant.tyrant.failover import FailoverTyrant, is_group_url, servers_list, split_url
 from doqu_tyrant.tyrant.kinds import describe, is_table
 from doqu_tyrant.tyrant.protocol import MISC_NOULOG
 
@@ -54,6 +55,22 @@ def _name_bytes(name: Any) -> bytes:
     raise TypeError(f"column names are text, not {type(name).__name__} {name!r}")
 
 
+def _group(url: str | None, servers: Any) -> tuple[list[tuple[str, int]] | None,
+                                                  dict[str, Any]]:
+    """The servers of a failover group given as a URL with several hosts or
+    ``servers=[...]`` (None for one server), and the group's URL options."""
+    if url is not None and is_group_url(url):
+        if servers is not None:
+            raise ImproperlyConfigured("give the servers either in the url or as servers=[...]")
+        group_servers, _options, group_options = split_url(url)
+        return group_servers, group_options
+    if servers is None:
+        return None, {}
+    if url is not None:
+        raise ImproperlyConfigured("give either url or servers=[...], not both")
+    return servers_list(servers), {}
+
+
 def _encodable(text: str) -> bool:
     try:
         text.encode()
@@ -69,6 +86,8 @@ class StorageAdapter(BaseStorageAdapter):
 
     ``host`` (``"127.0.0.1"``), ``port`` (1978)
         where the server listens; or ``url="tyrant://host:port"``.
+    ``url="tyrant://a:1978,b:1978"`` or ``servers=["a:1978", "b:1978"]``
+        a failover group (a dual master): see :doc:`/replication`.
     ``timeout`` (30 s), ``connect_timeout``
         seconds to wait for a reply / a connection (``None``: forever).
     ``pool_size`` (8), ``pool_timeout`` (20 s)
@@ -95,9 +114,17 @@ class StorageAdapter(BaseStorageAdapter):
         pool_timeout: float | None = 20.0,
         truncate_microseconds: bool = False,
         utc_datetimes: bool = False,
+        servers: Any = None,
     ) -> None:
         options: dict[str, Any] = {}
-        if url is not None:
+        self.servers, self.failover_options = _group(url, servers)
+        if self.servers is not None:
+            if host is not None or port is not None:
+                raise ImproperlyConfigured("give either host and port or a group of servers")
+            host, port = self.servers[0]
+            if url is not None and is_group_url(url):
+                options = split_url(url)[1]
+        elif url is not None:
             url_host, url_port, options = parse_url(url)
             host = url_host if host is None else host
             port = url_port if port is None else port
@@ -120,10 +147,19 @@ class StorageAdapter(BaseStorageAdapter):
     # -- connection ---------------------------------------------------------------------
 
     def _connect(self) -> None:
-        client = Tyrant(
-            self.host, self.port, self.timeout, connect_timeout=self.connect_timeout,
-            pool_size=self.pool_size, pool_timeout=self.pool_timeout,
-        )
+        client: Tyrant
+        if self.servers is not None:
+            # unique_ids: generated keys stay unique across a failover
+            client = FailoverTyrant(
+                servers=self.servers, timeout=self.timeout,
+                connect_timeout=self.connect_timeout, pool_size=self.pool_size,
+                pool_timeout=self.pool_timeout, **{"unique_ids": True, **self.failover_options},
+            )  # fmt: skip
+        else:
+            client = Tyrant(
+                self.host, self.port, self.timeout, connect_timeout=self.connect_timeout,
+                pool_size=self.pool_size, pool_timeout=self.pool_timeout,
+            )
         try:
             kind = client.kind()  # one STAT, remembered by the client
         except BaseException:

@@ -4,6 +4,8 @@
   command, table records as dicts, native queries, pipelines;
 * :class:`AsyncTyrant` — the same for asyncio;
 * :class:`RetryingClient` — opt-in retries of any command;
+* :class:`FailoverTyrant`, :class:`AsyncFailoverTyrant` — failover groups of
+  servers (``Tyrant.from_url("tyrant://a:1978,b:1978")``);
 * :mod:`.protocol` — the sans-IO codec both clients (and the bundled server)
   use.
 
@@ -11,6 +13,7 @@ This package never imports doqu.
 """
 
 from .aio import AsyncConnection, AsyncConnectionPool, AsyncPipeline, AsyncTyrant
+from .aio_failover import AsyncFailoverTyrant
 from .client import DEFAULT_PORT, Connection, Pipeline, Table, Tyrant, parse_url
 from .commands import (
     INDEX_DECIMAL,
@@ -39,7 +42,9 @@ from .errors import (
     TyrantPoolTimeout,
     TyrantProtocolError,
     TyrantTimeout,
+    TyrantUncertainWriteError,
 )
+from .failover import FailoverTyrant
 from .pool import ConnectionPool
 from .protocol import MISC_NOULOG
 from .query import NEGATE, NOIDX, PK, AsyncQuery, BaseQuery, Op, Order, Query, SetOp
@@ -49,6 +54,8 @@ __all__ = [
     "Tyrant",
     "AsyncTyrant",
     "RetryingClient",
+    "FailoverTyrant",
+    "AsyncFailoverTyrant",
     "Connection",
     "ConnectionPool",
     "AsyncConnection",
@@ -79,6 +86,7 @@ __all__ = [
     "TyrantConnectionError",
     "TyrantConnectError",
     "TyrantTimeout",
+    "TyrantUncertainWriteError",
     "TyrantPoolTimeout",
     "TyrantProtocolError",
     "TyrantCommandError",

@@ -225,8 +225,10 @@ class AsyncConnectionPool:
                                        self.port),
                 self.connect_timeout)
         except asyncio.TimeoutError:
-            raise TyrantTimeout(f"connecting to {name} timed out after "
-                                f"{self.connect_timeout} s") from None
+            err = TyrantTimeout(f"connecting to {name} timed out after "
+                                f"{self.connect_timeout} s")
+            err.request_sent = False
+            raise err from None
         except OSError as exc:
             raise TyrantConnectError(f"cannot connect to {name}: {exc}") from exc
         return conn
@@ -317,10 +319,22 @@ class AsyncTyrant:
     as the blocking client's do.
     """
 
+    def __new__(cls, *args: Any, servers: Iterable[Any] | None = None,
+                **kwargs: Any) -> AsyncTyrant:
+        # AsyncTyrant(servers=[...]) is a failover group (tyrant/aio_failover.py).
+        if servers is not None and cls is AsyncTyrant:
+            from .aio_failover import AsyncFailoverTyrant
+
+            return super().__new__(AsyncFailoverTyrant)
+        return super().__new__(cls)
+
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  timeout: float | None = None, *, connect_timeout: float | None = None,
                  pool_size: int = 8, pool_timeout: float | None = 20.0,
-                 retry_reads: bool = True) -> None:
+                 retry_reads: bool = True, servers: Iterable[Any] | None = None) -> None:
+        if servers is not None:
+            raise TypeError(f"servers=[...] makes a failover group; {type(self).__name__} "
+                            "is a single-server client")
         self.host = host
         self.port = int(port)
         self.timeout = timeout
@@ -331,6 +345,14 @@ class AsyncTyrant:
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> AsyncTyrant:
+        """See :meth:`Tyrant.from_url <.client.Tyrant.from_url>`; several hosts
+        give a failover group (:class:`~.aio_failover.AsyncFailoverTyrant`)."""
+        from .failover import is_group_url
+
+        if is_group_url(url):
+            from .aio_failover import AsyncFailoverTyrant
+
+            return AsyncFailoverTyrant.from_url(url, **options)
         host, port, parsed = parse_url(url)
         parsed.pop("health_check_interval", None)
         parsed.update(options)

@@ -125,9 +125,11 @@ class Connection:
         try:
             sock = socket.create_connection((self.host, self.port), self.connect_timeout)
         except TimeoutError:
-            raise TyrantTimeout(
+            err = TyrantTimeout(
                 f"connecting to {self.host}:{self.port} timed out after {self.connect_timeout} s"
-            ) from None
+            )
+            err.request_sent = False
+            raise err from None
         except OSError as exc:
             raise TyrantConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         try:
@@ -347,10 +349,22 @@ class Tyrant:
     ``pool_timeout`` seconds. Keys and values are ``str`` (UTF-8) or bytes.
     """
 
+    def __new__(cls, *args: Any, servers: Iterable[Any] | None = None, **kwargs: Any) -> Tyrant:
+        # Tyrant(servers=[...]) is a failover group (tyrant/failover.py).
+        if servers is not None and cls is Tyrant:
+            from .failover import FailoverTyrant
+
+            return super().__new__(FailoverTyrant)
+        return super().__new__(cls)
+
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  timeout: float | None = None, *, connect_timeout: float | None = None,
                  pool_size: int = 8, pool_timeout: float | None = 20.0,
-                 retry_reads: bool = True, health_check_interval: float = 0.05) -> None:
+                 retry_reads: bool = True, health_check_interval: float = 0.05,
+                 servers: Iterable[Any] | None = None) -> None:
+        if servers is not None:
+            raise TypeError(f"servers=[...] makes a failover group; {type(self).__name__} "
+                            "is a single-server client")
         self.host = host
         self.port = int(port)
         self.timeout = timeout
@@ -364,7 +378,15 @@ class Tyrant:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Tyrant:
         """A client for ``tyrant://host:port`` (query options allowed:
-        ``?timeout=5&pool_size=4``); keyword options override them."""
+        ``?timeout=5&pool_size=4``); keyword options override them.
+        ``tyrant://a:1978,b:1978`` gives a failover group
+        (:class:`~.failover.FailoverTyrant`)."""
+        from .failover import is_group_url
+
+        if is_group_url(url):
+            from .failover import FailoverTyrant
+
+            return FailoverTyrant.from_url(url, **options)
         host, port, parsed = parse_url(url)
         parsed.update(options)
         return cls(host, port, **parsed)

@@ -7,6 +7,7 @@ __all__ = [
     "TyrantConnectionError",
     "TyrantTimeout",
     "TyrantConnectError",
+    "TyrantUncertainWriteError",
     "TyrantProtocolError",
     "TyrantCommandError",
     "TyrantDecodeError",
@@ -53,8 +54,31 @@ class TyrantConnectError(TyrantConnectionError):
     nothing was sent."""
 
 
+class TyrantUncertainWriteError(TyrantConnectionError):
+    """A write that is not idempotent lost its server after the request was
+    sent: it **may or may not have been applied**.
+
+    Raised by failover groups (:mod:`.failover`) instead of repeating the
+    write on another server, where it could be applied twice (``putcat``,
+    ``addint``, ``genuid``, ``putkeep`` …). ``command`` names the command,
+    ``server`` is ``"host:port"``; the original error is ``__cause__``.
+    """
+
+    request_sent = True
+
+    def __init__(self, message: str, command: str = "", server: str = "") -> None:
+        super().__init__(message)
+        self.command = command
+        self.server = server
+
+
 class TyrantTimeout(TyrantError, TimeoutError):
-    """Connecting or waiting for a reply took longer than the timeout."""
+    """Connecting or waiting for a reply took longer than the timeout.
+
+    ``request_sent`` is False when connecting timed out (nothing was sent).
+    """
+
+    request_sent: bool = True
 
 
 class TyrantPoolTimeout(TyrantTimeout):

@@ -198,6 +198,20 @@ def test_dual_master_converges_without_echo(tmp_path: Path) -> None:
         b.close()
 
 
+def test_genuid_is_replicated(tmp_path: Path, server_factory: ServerFactory) -> None:
+    """MISC genuid is a logged call (the C client sends it without the no-log
+    option), so a replica's counter moves with its master's."""
+    master = server_factory("table", ulog=tmp_path / "mlog", sid=1)
+    replica = server_factory("table", sid=2, master=f"127.0.0.1:{master.port}")
+    with Tyrant(*master.address, timeout=5) as m, Tyrant(*replica.address, timeout=5) as r:
+        assert [m.genuid() for _ in range(3)] == [1, 2, 3]
+        assert p.misc_log_payload(b"genuid", []) + b"\x00" in [
+            pl for *_x, pl in log_entries(tmp_path / "mlog")]
+        m.table_put("sync", {"x": "1"})
+        assert wait_until(lambda: r.table_get("sync") is not None)
+        assert r.genuid() == 4
+
+
 def test_rcc_stops_replication_on_an_inconsistency(tmp_path: Path,
                                                    server_factory: ServerFactory) -> None:
     master = server_factory("hash", ulog=tmp_path / "mlog", sid=1)
