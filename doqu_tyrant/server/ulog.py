@@ -56,16 +56,18 @@ def decode_payload(payload: bytes, max_length: int = p.MAX_LENGTH) -> tuple[p.Re
 class UpdateLog:
     """The writer side: one open file, entries appended under a lock.
 
-    Timestamps are microseconds, strictly increasing, so that "everything from
-    ts on" is unambiguous for REPL and RESTORE. ``listener`` (if set) is called
-    after every append, from the writing thread.
+    Timestamps are microseconds, strictly increasing (also across restarts),
+    so that "everything from ts on" is unambiguous for REPL and RESTORE. A
+    file is closed and the next one started once it reaches ``limit`` bytes
+    (0: never, as ttserver). ``listener`` (if set) is called after every
+    append, from the writing thread.
     """
 
     def __init__(self, directory: str, sid: int, limit: int = DEFAULT_LIMIT) -> None:
         os.makedirs(directory, exist_ok=True)
         self.directory = os.path.realpath(directory)
         self.sid = sid
-        self.limit = limit
+        self.limit = limit if limit > 0 else 1 << 62
         self.listener: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._last_ts = 0

@@ -168,6 +168,14 @@ def test_a_replica_started_late_catches_up_across_rotated_logs(
             assert r.rnum() == m.rnum() == 2001
 
 
+def test_ulim_zero_means_no_limit(tmp_path: Path) -> None:
+    ulog = UpdateLog(str(tmp_path), 1, limit=0)  # as ttserver's -ulim 0
+    for i in range(50):
+        ulog.write(p.encode_put(b"k%d" % i, b"v") + b"\x00")
+    ulog.close()
+    assert log_files(str(tmp_path)) == ["00000001.ulog"]
+
+
 def test_dual_master_converges_without_echo(tmp_path: Path) -> None:
     a, b = dual_master(tmp_path, "hash")
     try:
