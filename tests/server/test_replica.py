@@ -486,3 +486,12 @@ def test_repl_stream_parser_reads_the_recorded_stream() -> None:
     ]
     # an incomplete entry is left for later
     assert p.parse_repl_stream(stream[4:30]) == (entries[:1], 1, 21)
+
+
+def test_every_replication_option_is_documented() -> None:
+    from doqu_tyrant.server.__main__ import build_parser
+
+    text = (ROOT / "docs" / "replication.rst").read_text()
+    group = next(g for g in build_parser()._action_groups if g.title == "replication")
+    for action in group._group_actions:
+        assert f"``{action.option_strings[0]}" in text, action.option_strings
