@@ -6,7 +6,8 @@ never answers requests stands in for a half-dead server."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +20,24 @@ from doqu_tyrant.tyrant import (
 )
 from doqu_tyrant.tyrant.failover import split_url
 from tests.replicas import Blackhole, free_port
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, db_path
 
 ServerFactory = Callable[..., ServerProcess]
+
+
+@pytest.fixture(scope="module")
+def shared_table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One table server for the many small rule cases (each empties it first)."""
+    server = ServerProcess(db_path("table", Path(tmp_path_factory.mktemp("shared"))))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def b(shared_table: ServerProcess) -> ServerProcess:
+    with direct(shared_table) as t:
+        t.vanish()
+    return shared_table
 
 
 def addr(server: ServerProcess) -> str:
@@ -129,8 +145,7 @@ NOT_IDEMPOTENT: dict[str, Callable[[Tyrant], Any]] = {
 
 @pytest.mark.parametrize("name", list(NOT_IDEMPOTENT))
 def test_a_sent_write_that_is_not_idempotent_is_not_repeated(
-        server_factory: ServerFactory, name: str) -> None:
-    b = server_factory("table")
+        b: ServerProcess, name: str) -> None:
     with Blackhole(close_after_read=True) as hole, Tyrant(
             servers=[hole.address, addr(b)], timeout=5) as g:
         with pytest.raises(TyrantUncertainWriteError, match="may or may not have been applied"
@@ -161,8 +176,7 @@ IDEMPOTENT: dict[str, tuple[Callable[[Tyrant], Any], Callable[[Tyrant], bool]]] 
 
 @pytest.mark.parametrize("name", list(IDEMPOTENT))
 def test_a_sent_idempotent_write_is_repeated_on_the_next_server(
-        server_factory: ServerFactory, name: str) -> None:
-    b = server_factory("table")
+        b: ServerProcess, name: str) -> None:
     with direct(b) as t:
         t["gone"] = {"a": "x"}
     write, check = IDEMPOTENT[name]
