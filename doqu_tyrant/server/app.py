@@ -205,6 +205,7 @@ class Server:
                 copy_commands=self.copy_commands, max_length=self.max_length,
             )  # fmt: skip
             engine = Engine(loop, executor, commands, self.max_length, self.frame_timeout)
+            commands.recover()  # before any request: complete an interrupted logged write
             rts = RtsFile(self.rts_path) if self.rts_path is not None else None
             replicator = Replicator(commands, loop, executor, rts)
             replicator.recover()  # before any request: complete a half-applied entry

@@ -44,6 +44,7 @@ from doqu_tyrant.tyrant.protocol import (
 
 from . import ulog as ulogmod
 from .cabinet import INT_MIN, Cabinet
+from .undo import restore, undo_for
 
 log = logging.getLogger("doqu_tyrant.server")
 
@@ -301,14 +302,55 @@ class Commands:
 
     def _logged(self, core: Handler, r: Request, sid: int, mid: int) -> bytes:
         """Run ``core`` and append the request to the update log, atomically."""
+        with self._wlock:
+            return self._apply_and_log(core, r, sid, mid)
+
+    def _apply_and_log(self, core: Handler, r: Request, sid: int, mid: int) -> bytes:
+        """The write and its log entry, the write recorded first (see
+        :class:`~.ulog.UpdateLog`); the caller holds the write lock."""
         ulog = self.ulog
         assert ulog is not None
-        with self._wlock:
+        if not _is_logged(r):
+            return core(r)
+        payload = _log_payload(r)
+        ulog.begin(payload, undo_for(self.db, r), sid, mid)
+        try:
             reply = core(r)
-            if _is_logged(r):
-                result = b"\x00" if reply[0] == 0 else b"\x01"
-                ulog.write(_log_payload(r) + result, sid, mid)
+        except Exception:
+            ulog.write(payload + b"\x01", sid, mid)  # whatever it did, it is accounted for
+            raise
+        ulog.write(payload + (b"\x00" if reply[0] == 0 else b"\x01"), sid, mid)
         return reply
+
+    def recover(self) -> None:
+        """Complete the logged write a kill interrupted (before serving).
+
+        It may or may not have reached the database, and it is in no update
+        log: put back what it changes, apply it and log it, so that this
+        database and its replicas agree.
+        """
+        ulog = self.ulog
+        pending = None if ulog is None else ulog.unfinished
+        if ulog is None or pending is None:
+            return
+        ulog.unfinished = None
+        if self.db.db_type.startswith("on-memory"):
+            return  # nothing of the database survived anyway
+        decoded = ulogmod.decode_payload(pending.payload + b"\x00", self.max_length)
+        core = None if decoded is None else self._core.get(decoded[0][0])
+        if decoded is None or core is None:
+            log.warning("update log: cannot complete the interrupted write (malformed)")
+            return
+        with self._wlock:
+            restore(self.db, pending.undo)
+            try:
+                ok = core(decoded[0])[0] == 0
+            except Exception:
+                log.exception("completing the interrupted write failed")
+                ok = False
+            ulog.write(pending.payload + (b"\x00" if ok else b"\x01"), pending.sid, pending.mid)
+        log.warning("update log: completed the write (command 0x%02x) the server was making "
+                    "when it stopped", decoded[0][0])
 
     @property
     def write_lock(self) -> threading.Lock:
@@ -360,13 +402,11 @@ class Commands:
             ok = False
             if core is not None and r[0] in ulogmod.LOGGABLE:
                 try:
-                    reply = core(r)
+                    reply = core(r) if ulog is None else self._apply_and_log(core, r, sid, mid)
                 except Exception:
                     log.exception("replaying command 0x%02x failed", r[0])
                     reply = REPLY_FAIL
                 ok = reply[0] == 0
-                if ulog is not None and _is_logged(r):
-                    ulog.write(_log_payload(r) + (b"\x00" if ok else b"\x01"), sid, mid)
             journal.commit()
         return ok
 

@@ -29,10 +29,10 @@ import time
 from doqu_tyrant.tyrant import protocol as p
 from doqu_tyrant.tyrant.errors import TyrantProtocolError
 
-from .cabinet import Cabinet
 from .commands import Commands
-from .rts import UNDO_DUPS, UNDO_NONE, UNDO_RAW, Pending, Position, RtsFile, Undo
+from .rts import UNDO_NONE, Pending, Position, RtsFile
 from .ulog import decode_payload
+from .undo import restore, undo_for
 
 log = logging.getLogger("doqu_tyrant.server")
 
@@ -41,11 +41,6 @@ CONNECT_TIMEOUT = 10.0
 STREAM_TIMEOUT = 30.0  # the master sends a keep-alive every second; silence this long = dead
 READ_SIZE = 1 << 18
 BATCH = 2048  # entries handed to one worker-thread call
-
-# Writes whose second application differs from the first: before one of these
-# is applied, the record it changes is saved so that a crash can be undone.
-_UNDO_COMMANDS = frozenset({p.PUTCAT, p.PUTSHL, p.ADDINT, p.ADDDOUBLE})
-_UNDO_MISC = frozenset({b"putcat", b"putdup", b"putdupback"})
 
 
 class _Stopped(Exception):
@@ -313,36 +308,3 @@ class _NoJournal:
 
 
 _NO_JOURNAL = _NoJournal()
-
-
-# -- undo ------------------------------------------------------------------------------------
-
-
-def undo_for(db: Cabinet, request: p.Request) -> Undo:
-    """What it takes to put back the record ``request`` changes, if applying
-    it twice would not be the same as once."""
-    cmd, args = request
-    if cmd in _UNDO_COMMANDS:
-        key = args[0]
-    elif cmd == p.MISC and args[0] in _UNDO_MISC and args[2]:
-        key = args[2][0]
-    else:
-        return Undo()
-    if db.db_type == "B+ tree":
-        values = db.misc(b"get", [key])
-        return Undo(UNDO_DUPS, key, None if values is None else tuple(values))
-    value = db.get(key)
-    return Undo(UNDO_RAW, key, None if value is None else (value,))
-
-
-def restore(db: Cabinet, undo: Undo) -> None:
-    """Put a record back as :func:`undo_for` found it."""
-    if undo.kind == UNDO_RAW:
-        if undo.values is None:
-            db.out(undo.key)
-        else:
-            db.put(undo.key, undo.values[0])
-    elif undo.kind == UNDO_DUPS:
-        db.misc(b"outlist", [undo.key])
-        for value in undo.values or ():
-            db.misc(b"putdup", [undo.key, value])

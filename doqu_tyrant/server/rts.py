@@ -24,9 +24,9 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
-__all__ = ["Position", "Pending", "RtsError", "RtsFile", "Undo"]
+__all__ = ["Position", "Pending", "PendingFile", "RtsError", "RtsFile", "Undo"]
 
 _SIZE = 128  # bytes of the main file, always rewritten whole
 _PENDING_MAGIC = b"doqu-rts-pending 1\n"
@@ -43,36 +43,34 @@ class RtsError(ValueError):
     """The file exists but cannot be understood (it is not left as it was found)."""
 
 
-@dataclass(frozen=True)
-class Position:
-    """Replication position: ``ts`` of the newest entry applied and ``count``
-    entries with exactly that timestamp received so far. ``count is None``:
+class Position(NamedTuple):
+    """Replication position: ``ts`` of the newest entry applied and ``n``
+    entries with exactly that timestamp received so far. ``n is None``:
     a plain ttserver file, resume after ``ts``."""
 
     ts: int = 0
-    count: int | None = 0
+    n: int | None = 0
 
     def request_ts(self) -> int:
         """The timestamp to send in REPL for this position."""
-        if self.count is None:
+        if self.n is None:
             return self.ts + 1
         return max(self.ts, 1)
 
     def skip(self) -> int:
         """How many entries with timestamp ``ts`` the master will resend."""
-        return 0 if self.count is None else self.count
+        return 0 if self.n is None else self.n
 
     def after(self, ts: int) -> Position:
         """The position once one more entry with timestamp ``ts`` is received."""
         if ts > self.ts:
             return Position(ts, 1)
-        if ts == self.ts and self.count is not None:
-            return Position(ts, self.count + 1)
+        if ts == self.ts and self.n is not None:
+            return Position(ts, self.n + 1)
         return self  # an older entry (out-of-order log) or after a ttserver position
 
 
-@dataclass(frozen=True)
-class Undo:
+class Undo(NamedTuple):
     """How to put a key back as it was before an entry that is not idempotent."""
 
     kind: int = UNDO_NONE
@@ -80,8 +78,7 @@ class Undo:
     values: tuple[bytes, ...] | None = None  # None: the key was absent
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(NamedTuple):
     """An entry about to be applied, written before it is."""
 
     seq: int
@@ -89,8 +86,49 @@ class Pending:
     sid: int  # the server the write came from
     mid: int  # the master it came through
     log_position: tuple[int, int] | None  # this server's update log before the entry
-    undo: Undo = field(default_factory=Undo)
+    undo: Undo = Undo()
     payload: bytes = b""
+
+
+class PendingFile:
+    """One :class:`Pending` record, rewritten in place before each entry."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._fd = -1
+        self._size = 0
+
+    def load(self) -> Pending | None:
+        """The record, or None (no file, or a torn or foreign one: written
+        before a crash that came before the entry was applied)."""
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise RtsError(f"cannot read {self.path}: {exc.strerror}") from None
+        return _parse_pending(data)
+
+    def write(self, pending: Pending) -> None:
+        if self._fd < 0:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._size = os.fstat(self._fd).st_size
+        data = _format_pending(pending)
+        view = memoryview(data)
+        offset = 0
+        while offset < len(data):
+            offset += os.pwrite(self._fd, view[offset:], offset)
+        if self._size > max(2 * len(data), _SHRINK_OVER):
+            os.ftruncate(self._fd, len(data))
+            self._size = len(data)
+        else:
+            self._size = max(self._size, len(data))
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class RtsFile:
@@ -98,10 +136,8 @@ class RtsFile:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        self.pending_path = self.path + ".pending"
+        self.pending = PendingFile(self.path + ".pending")
         self._fd = -1
-        self._pfd = -1
-        self._psize = 0
 
     # -- reading ------------------------------------------------------------------------
 
@@ -120,32 +156,17 @@ class RtsFile:
         except OSError as exc:
             raise RtsError(f"cannot read {self.path}: {exc.strerror}") from None
         position, seq = _parse_main(data, self.path)
-        pending = self._load_pending()
+        pending = self.pending.load()
         if pending is not None and pending.seq != seq + 1:
             pending = None  # committed already (or from an older run)
         return position, seq, pending
 
-    def _load_pending(self) -> Pending | None:
-        try:
-            with open(self.pending_path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise RtsError(f"cannot read {self.pending_path}: {exc.strerror}") from None
-        # A torn or stale record means the crash came before the entry was
-        # applied: nothing to complete.
-        return _parse_pending(data)
-
     # -- writing ------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Open both files for writing (creating them)."""
+        """Open the main file for writing (creating it)."""
         if self._fd < 0:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        if self._pfd < 0:
-            self._pfd = os.open(self.pending_path, os.O_RDWR | os.O_CREAT, 0o644)
-            self._psize = os.fstat(self._pfd).st_size
 
     def commit(self, position: Position, seq: int) -> None:
         """Record ``position`` as applied (one write of the whole main file)."""
@@ -160,25 +181,13 @@ class RtsFile:
 
     def begin(self, pending: Pending) -> None:
         """Record the entry about to be applied (one write)."""
-        if self._pfd < 0:
-            self.open()
-        data = _format_pending(pending)
-        view = memoryview(data)
-        offset = 0
-        while offset < len(data):
-            offset += os.pwrite(self._pfd, view[offset:], offset)
-        if self._psize > max(2 * len(data), _SHRINK_OVER):
-            os.ftruncate(self._pfd, len(data))
-            self._psize = len(data)
-        else:
-            self._psize = max(self._psize, len(data))
+        self.pending.write(pending)
 
     def close(self) -> None:
-        for name in ("_fd", "_pfd"):
-            fd = getattr(self, name)
-            if fd >= 0:
-                os.close(fd)
-                setattr(self, name, -1)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self.pending.close()
 
 
 # -- formats -------------------------------------------------------------------------------
@@ -193,10 +202,10 @@ def _crc(*parts: bytes) -> int:
 
 def _format_main(position: Position, seq: int) -> bytes:
     line1 = b"%d\n" % position.ts
-    if position.count is None:
+    if position.n is None:
         fields = b"n=- seq=%d" % seq
     else:
-        fields = b"n=%d seq=%d" % (position.count, seq)
+        fields = b"n=%d seq=%d" % (position.n, seq)
     line2 = b"doqu-rts 1 %s crc=%08x\n" % (fields, _crc(line1, fields))
     data = line1 + line2
     return data + b" " * (_SIZE - 1 - len(data)) + b"\n"
@@ -231,7 +240,7 @@ def _parse_main(data: bytes, path: str) -> tuple[Position, int]:
 def _format_pending(pending: Pending) -> bytes:
     position, undo = pending.position, pending.undo
     logfile, logoffset = pending.log_position or (0, 0)
-    count = 0xFFFFFFFF if position.count is None else position.count
+    count = 0xFFFFFFFF if position.n is None else position.n
     parts = [
         _PENDING_HEAD.pack(
             pending.seq, position.ts, count, pending.sid, pending.mid,

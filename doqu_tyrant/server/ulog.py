@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable
+from typing import NamedTuple
 
 from doqu_tyrant.tyrant import protocol as p
 from doqu_tyrant.tyrant.errors import TyrantProtocolError
 
+from .rts import UNDO_NONE, Undo
+
 log = logging.getLogger("doqu_tyrant.server")
 
 SUFFIX = ".ulog"
+INTENT = ".pending"  # the write being made (see UpdateLog.begin); not a log file
 DEFAULT_LIMIT = 1 << 30  # bytes per file before starting the next one
 HEAD_SIZE = len(p.ulog_entry(0, 0, 0, b""))
 READ_CHUNK = 1 << 20
@@ -33,6 +39,21 @@ LOGGABLE = frozenset({
 })  # fmt: skip
 
 Entry = tuple[int, int, int, bytes]  # ts, sid, mid, payload
+
+_INTENT_MAGIC = b"DQI1"
+_INTENT_HEAD = struct.Struct(">IQHHBI")  # log file, log size, sid, mid, undo kind, payload size
+_U32 = struct.Struct(">I")
+_NO_VALUES = 0xFFFFFFFF
+
+
+class Intent(NamedTuple):
+    """A logged write that was about to be applied (see :meth:`UpdateLog.begin`)."""
+
+    log_position: tuple[int, int]
+    sid: int
+    mid: int
+    undo: Undo
+    payload: bytes  # the log entry's payload, without the result byte
 
 
 def log_files(directory: str) -> list[str]:
@@ -61,6 +82,13 @@ class UpdateLog:
     file is closed and the next one started once it reaches ``limit`` bytes
     (0: never, as ttserver). ``listener`` (if set) is called after every
     append, from the writing thread.
+
+    A write is applied to the database, then appended here; a kill between
+    the two would leave it in the database but in no log, so on no replica.
+    :meth:`begin` records the write (and what it changes, see
+    :mod:`.undo`) before it is applied; at open, :attr:`unfinished` is that
+    record if the log did not grow after it, for
+    :meth:`~.commands.Commands.recover` to complete.
     """
 
     def __init__(self, directory: str, sid: int, limit: int = DEFAULT_LIMIT) -> None:
@@ -78,11 +106,43 @@ class UpdateLog:
         if files:
             self._last_ts = _repair_tail(os.path.join(self.directory, files[-1]))
         self._open()
+        intent_path = os.path.join(self.directory, INTENT)
+        intent = _load_intent(intent_path)
+        self.unfinished: Intent | None = (
+            intent if intent is not None and intent.log_position == self.position() else None
+        )
+        self._intent_fd = os.open(intent_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._intent_size = os.fstat(self._intent_fd).st_size
 
     def _open(self) -> None:
         path = os.path.join(self.directory, f"{self._number:08d}{SUFFIX}")
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._size = os.fstat(self._fd).st_size
+
+    def begin(self, payload: bytes, undo: Undo, sid: int | None = None, mid: int = 0) -> None:
+        """Record the write about to be applied and logged (``payload`` without
+        its result byte), in one write. Call with writes serialised."""
+        body = [_INTENT_HEAD.pack(self._number, self._size, self.sid if sid is None else sid, mid,
+                                  undo.kind, len(payload)), payload]
+        if undo.kind != UNDO_NONE:
+            body.append(_U32.pack(len(undo.key)))
+            body.append(undo.key)
+            values = undo.values
+            body.append(_U32.pack(_NO_VALUES if values is None else len(values)))
+            for value in values or ():
+                body.append(_U32.pack(len(value)))
+                body.append(value)
+        data = b"".join(body)
+        data = _INTENT_MAGIC + data + _U32.pack(zlib.crc32(data))
+        view = memoryview(data)
+        offset = 0
+        while offset < len(data):
+            offset += os.pwrite(self._intent_fd, view[offset:], offset)
+        if self._intent_size > max(2 * len(data), 1 << 16):
+            os.ftruncate(self._intent_fd, len(data))
+            self._intent_size = len(data)
+        elif len(data) > self._intent_size:
+            self._intent_size = len(data)
 
     def write(self, payload: bytes, sid: int | None = None, mid: int = 0) -> int:
         """Append one entry; returns its timestamp."""
@@ -120,6 +180,9 @@ class UpdateLog:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+            if self._intent_fd >= 0:
+                os.close(self._intent_fd)
+                self._intent_fd = -1
 
 
 class LogReader:
@@ -207,6 +270,45 @@ class LogReader:
 def _file_number(name: str) -> int:
     stem = name[: -len(SUFFIX)]
     return int(stem) if stem.isdigit() else 1
+
+
+def _load_intent(path: str) -> Intent | None:
+    """The record :meth:`UpdateLog.begin` wrote; None if absent or torn (a
+    torn one was cut by a kill before its write was applied)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if not data.startswith(_INTENT_MAGIC):
+        return None
+    try:
+        pos = len(_INTENT_MAGIC)
+        number, size, sid, mid, kind, length = _INTENT_HEAD.unpack_from(data, pos)
+        pos += _INTENT_HEAD.size
+        payload = data[pos : pos + length]
+        pos += length
+        undo = Undo()
+        if kind != UNDO_NONE:
+            (klen,) = _U32.unpack_from(data, pos)
+            key = data[pos + 4 : pos + 4 + klen]
+            pos += 4 + klen
+            (count,) = _U32.unpack_from(data, pos)
+            pos += 4
+            values: list[bytes] | None = None
+            if count != _NO_VALUES:
+                values = []
+                for _ in range(count):
+                    (vlen,) = _U32.unpack_from(data, pos)
+                    values.append(data[pos + 4 : pos + 4 + vlen])
+                    pos += 4 + vlen
+            undo = Undo(kind, key, None if values is None else tuple(values))
+        (crc,) = _U32.unpack_from(data, pos)
+    except struct.error:
+        return None
+    if len(payload) != length or crc != zlib.crc32(data[len(_INTENT_MAGIC) : pos]):
+        return None
+    return Intent((number, size), sid, mid, undo, payload)
 
 
 def _repair_tail(path: str) -> int:

@@ -147,6 +147,34 @@ def test_an_entry_caught_half_applied_is_completed_once(
     assert "was being applied when the server stopped" in replica.stderr()
 
 
+@pytest.mark.parametrize("applied", [False, True])
+def test_a_logged_write_caught_before_its_log_entry_is_completed(
+        tmp_path: Path, server_factory: ServerFactory, applied: bool) -> None:
+    """A master killed after its intent record (and maybe after the write
+    reached the database) but before the log entry: at the next start the
+    write is completed once and logged, so its replicas get it too."""
+    master = server_factory("hash", ulog=tmp_path / "mlog", sid=1)
+    replica = server_factory("hash", sid=2, master=f"127.0.0.1:{master.port}")
+    with Tyrant(*master.address, timeout=5) as m, Tyrant(*replica.address, timeout=5) as r:
+        m.addint("n", 1)
+        assert wait_until(lambda: counter(r, "n") == 1)
+        master.stop()
+        payload = p.encode_addint(b"n", 10)
+        ulog = UpdateLog(str(tmp_path / "mlog"), 1)
+        ulog.begin(payload, Undo(UNDO_RAW, b"n", ((1).to_bytes(4, "little"),)))
+        ulog.close()
+        if applied:
+            with Cabinet(master.path) as db:
+                assert db.addint(b"n", 10) == 11
+        master.start()
+        assert counter(m, "n") == 11
+        assert wait_until(lambda: counter(r, "n") == 11)
+        m.addint("n", 100)
+        assert wait_until(lambda: counter(r, "n") == 111)
+    assert [pl for *_x, pl in log_entries(tmp_path / "mlog")].count(payload + b"\x00") == 1
+    assert "completed the write" in master.stderr()
+
+
 def test_a_replica_started_late_catches_up_across_rotated_logs(
         tmp_path: Path, server_factory: ServerFactory) -> None:
     master = server_factory("table", ulog=tmp_path / "mlog", sid=1, ulim=4096)
@@ -498,7 +526,7 @@ def test_repl_stream_parser_reads_the_recorded_stream() -> None:
 def test_every_replication_option_is_documented() -> None:
     from doqu_tyrant.server.__main__ import build_parser
 
-    text = (ROOT / "docs" / "replication.rst").read_text()
+    text = (ROOT / "docs" / "replication.rst").read_text(encoding="utf-8")
     group = next(g for g in build_parser()._action_groups if g.title == "replication")
     for action in group._group_actions:
         assert f"``{action.option_strings[0]}" in text, action.option_strings

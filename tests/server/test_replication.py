@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from doqu_tyrant.server.ulog import log_files
 from doqu_tyrant.tyrant import protocol as p
 from tests.server.wire import Wire
 from tests.servers import ServerProcess
@@ -49,7 +50,7 @@ def test_slave_follows_master(tmp_path: Path, server_factory: ServerFactory) -> 
         assert int(s.stat()["rts"]) > 0
         # the slave logs what it applied with the master's id as origin
         entries = p.parse_ulog(b"".join(
-            (tmp_path / "slog" / n).read_bytes() for n in sorted(os.listdir(tmp_path / "slog"))
+            (tmp_path / "slog" / n).read_bytes() for n in log_files(str(tmp_path / "slog"))
         ))
         assert entries and {sid for _ts, sid, _mid, _payload in entries} == {1}
         # an empty host stops replicating
