@@ -103,7 +103,6 @@ class Replicator:
             return
         position, seq, pending = self.rts.load()
         self.position, self.seq = position, seq
-        self.rts.open()
         if pending is not None:
             self._complete(pending)
 
@@ -192,7 +191,12 @@ class Replicator:
                     position = self.position
                     self._skip_ts, self._skip_left = position.ts, position.skip()
                 stream.write(p.encode_repl(position.request_ts(), self.commands.sid))
-                head = await asyncio.wait_for(reader.readexactly(4), STREAM_TIMEOUT)
+                try:
+                    head = await asyncio.wait_for(reader.readexactly(4), STREAM_TIMEOUT)
+                except asyncio.IncompleteReadError:
+                    raise ConnectionError(
+                        "the master closed the connection at once: it has no update log, "
+                        f"or its server id is this one's ({self.commands.sid})") from None
                 master_sid = struct.unpack(">I", head)[0]
                 log.info("replicating from sid %d (%s:%d) after ts %d", master_sid,
                          master.host, master.port, position.ts)
@@ -207,6 +211,9 @@ class Replicator:
                 level = logging.DEBUG if failed else logging.WARNING
                 log.log(level, "replication from %s:%d: %s", master.host, master.port,
                         exc or type(exc).__name__)
+                failed = True
+            except Exception:
+                log.exception("replication from %s:%d failed", master.host, master.port)
                 failed = True
             finally:
                 if writer is not None:
