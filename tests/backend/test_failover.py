@@ -30,6 +30,7 @@ def test_settings_make_a_group(tmp_path: Path) -> None:
         assert client.group.retry_interval == 0.5 and client.clients[1].timeout == 5.0
         pk = Note(text="hello", n=1).save(db)
         assert db.get(Note, pk)["text"] == "hello"
+        assert db.connection.get_stats()["type"] == "table"  # pyrant over the group
         db.disconnect()
         by_list = StorageAdapter(servers=[a.address, f"{b.host}:{b.port}"], timeout=5)
         assert isinstance(by_list.client, FailoverTyrant)
