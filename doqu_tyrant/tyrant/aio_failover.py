@@ -124,9 +124,13 @@ class AsyncFailoverTyrant(AsyncTyrant):
         return (await self._call(retry_kind(cmd), command_name(cmd),
                                  lambda t: t._run(cmd)))[0]
 
-    def _stream_misc(self, name: bytes, args: list[bytes], opts: int) -> AsyncIterator[list]:
-        return self._each_item(lambda t: t._stream_misc(name, args, opts),
-                               "misc " + name.decode("latin-1"))
+    def _stream(self, frame: bytes, command: int, label: str) -> AsyncIterator[list]:
+        return self._each_item(lambda t: t._stream(frame, command, label), label)
+
+    @property
+    def _pool(self) -> Any:  # type: ignore[override]
+        raise AttributeError("a failover group has no pool of its own: requests go through "
+                             "its _run/_stream (one of its clients')")
 
     def iterkeys(self, batch: int = 256) -> AsyncGenerator[bytes, None]:
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:

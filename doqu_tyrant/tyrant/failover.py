@@ -445,9 +445,13 @@ class FailoverTyrant(Tyrant):
     def _run(self, cmd: c.Cmd) -> Any:
         return self._call(retry_kind(cmd), command_name(cmd), lambda t: t._run(cmd))[0]
 
-    def _stream_misc(self, name: bytes, args: list[bytes], opts: int) -> Iterator[list]:
-        return self._each_item(lambda t: t._stream_misc(name, args, opts),
-                               "misc " + name.decode("latin-1"))
+    def _stream(self, frame: bytes, command: int, name: str) -> Iterator[list]:
+        return self._each_item(lambda t: t._stream(frame, command, name), name)
+
+    @property
+    def _pool(self) -> Any:  # type: ignore[override]
+        raise AttributeError("a failover group has no pool of its own: requests go through "
+                             "its _run/_stream (one of its clients')")
 
     def iterkeys(self, batch: int = 256) -> Generator[bytes, None, None]:
         """Every key of one server (see :meth:`Tyrant.iterkeys`); a failure after the

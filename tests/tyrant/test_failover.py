@@ -110,6 +110,8 @@ def test_reads_and_idempotent_writes_move_on(server_factory: ServerFactory) -> N
         g.put("w", "1")
         g.misc("putlist", ["x", "1"])
         assert (g.host, g.port) == (b.host, b.port)
+        assert sorted(g) == [b"k", b"w", b"x"]  # key-value iteration (a streamed FWMKEYS)
+        assert g["w"] == b"1" and len(g) == 3
         status = g.group.status()
         assert [s["active"] for s in status] == [False, True] and status[0]["down_for"] > 0
     with direct(b) as t:
