@@ -11,7 +11,9 @@ Python value           stored text
 ``float``              shortest exact digits, positional: ``0.1``, ``1e+20`` →
                        ``100000000000000000000`` (the server reads no exponents)
 ``bool``               ``1`` / ``0``
-``Decimal``            ``str(d)`` as is: ``1.50``, ``1E+2``
+``Decimal``            positional digits keeping the places given: ``1.50``,
+                       ``1E-7`` → ``0.0000001``, ``1E+2`` → ``100`` (reads
+                       back as ``Decimal("100")``); NaN and infinities refused
 ``date``               ``YYYYMMDD`` (zero-padded year)
 ``datetime``           ``YYYYMMDDHHMMSS``; microseconds and time zones refused
                        unless the storage opts in (``truncate_microseconds``,
@@ -23,7 +25,9 @@ Python value           stored text
 =====================  ========================================================
 
 Reading is lenient where the old library was: floats of any precision,
-booleans ``"0"`` → False and anything else → True, lists split on ``", "``.
+Decimals in any form ``Decimal()`` reads (the Python 2 library wrote
+``str(d)``, e.g. ``1E+2``), booleans ``"0"`` → False and anything else →
+True, lists split on ``", "``.
 The doqu core maps a missing column to ``None`` and ``""`` to ``None`` (text
 stays ``""``, lists become ``[]``) before these readers run. A reader raises
 ``ValueError`` for text it cannot read (the document then keeps the raw value
@@ -44,6 +48,7 @@ __all__ = [
     "converter_manager",
     "date_to_text",
     "datetime_to_text",
+    "decimal_to_text",
     "float_to_text",
     "list_to_text",
     "number_to_text",
@@ -51,6 +56,9 @@ __all__ = [
 
 #: How list items are joined in one column (and split when read).
 LIST_SEPARATOR = ", "
+#: The longest positional text a Decimal may need (``Decimal("1E+999999")`` would
+#: be a million digits): no stored number needs more.
+MAX_DECIMAL_TEXT = 4096
 
 converter_manager = ConverterManager()
 
@@ -72,6 +80,33 @@ def float_to_text(value: float) -> str:
     return text
 
 
+def decimal_to_text(value: Decimal) -> str:
+    """A finite Decimal as positional digits, keeping every decimal place it has.
+
+    Tokyo Cabinet reads numbers without an exponent (``1E+2`` is 1 to the
+    server), so ``Decimal("1E-7")`` is written ``0.0000001`` and reads back
+    identical (same digits and exponent). A positive exponent has no
+    positional form: ``Decimal("1E+2")`` is written ``100`` and reads back as
+    ``Decimal("100")`` -- equal, with the same value, sign and hash, but
+    exponent 0. NaN and infinities are refused: the server can neither
+    compare nor order them as numbers.
+    """
+    if not value.is_finite():
+        raise ValueError(
+            f"cannot store Decimal({str(value)!r}): only finite Decimals are stored (the "
+            "server's numeric conditions and order cannot read NaN or infinity); store None "
+            "for a missing value"
+        )
+    _sign, digits, exponent = value.as_tuple()
+    size = max(len(digits) + exponent, 1) - min(exponent, 0)  # type: ignore[operator]
+    if size > MAX_DECIMAL_TEXT:
+        raise ValueError(
+            f"cannot store the Decimal {str(value)[:40]!r}: written without an exponent it "
+            f"would be about {size} digits (at most {MAX_DECIMAL_TEXT} are stored)"
+        )
+    return format(value, "f")
+
+
 def number_to_text(value: Any) -> str:
     """A number as the server's numeric conditions read it (no exponent)."""
     if isinstance(value, bool):
@@ -85,7 +120,7 @@ def number_to_text(value: Any) -> str:
             return "nan"
         if value.is_infinite():
             return "inf" if value > 0 else "-inf"
-        return format(value, "f")
+        return decimal_to_text(value)
     raise TypeError(f"not a number: {value!r}")
 
 
@@ -186,7 +221,7 @@ def _float_to_db(value: float, storage: Any) -> str:
 
 @converter_manager.to_db(Decimal)
 def _decimal_to_db(value: Decimal, storage: Any) -> str:
-    return str(value)
+    return decimal_to_text(value)
 
 
 @converter_manager.to_db(datetime.date)
