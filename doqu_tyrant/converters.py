@@ -19,7 +19,8 @@ Python value           stored text
                        unless the storage opts in (``truncate_microseconds``,
                        ``utc_datetimes``)
 ``list`` / ``tuple``   items (text) joined by ``", "``; ``[]`` → ``""``
-``None``               ``""`` (the column is still written)
+``None``               ``""`` (the column is still written), :data:`UNSET`;
+                       left out where the column has a lexical/decimal index
 ``bytes``              written unchanged (round-trips columns that are not
                        valid UTF-8)
 =====================  ========================================================
@@ -45,6 +46,7 @@ from doqu.backend_base import ConverterManager
 
 __all__ = [
     "LIST_SEPARATOR",
+    "UNSET",
     "converter_manager",
     "date_to_text",
     "datetime_to_text",
@@ -189,9 +191,25 @@ def list_to_text(value: list[Any] | tuple[Any, ...]) -> str:
     return LIST_SEPARATOR.join(items)
 
 
+class _Unset(str):
+    """The text of an unset field: ``""``, as the Python 2 library wrote it, but
+    told apart from an empty text by identity (see :data:`UNSET`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "''"
+
+
+#: What ``None`` converts to: equal to ``""``, so it is written as an empty column,
+#: but recognisable (``value is UNSET``) so that the backend can leave the column
+#: out where the server cannot index an empty value (a lexical or decimal index).
+UNSET: str = _Unset()
+
+
 @converter_manager.to_db(type(None))
 def _none_to_db(value: None, storage: Any) -> str:
-    return ""
+    return UNSET
 
 
 @converter_manager.to_db(str)

@@ -9,6 +9,12 @@
 One record per document: primary key → text columns, written in the format
 of the Python 2 doqu (:mod:`doqu_tyrant.converters`). Every method is one
 round trip except a save with a generated key (``genuid`` + ``putkeep``).
+
+An unset field is written as an empty column, except where its column has a
+lexical or decimal index: Tokyo Cabinet cannot index an empty value (a real
+ttserver aborts), so such a column is left out and reads back as ``None``
+all the same. The client learns the table's indexes once (one cheap probe,
+see :mod:`doqu_tyrant.tyrant.indexes`).
 A dropped connection raises
 :class:`~doqu_tyrant.tyrant.errors.TyrantConnectionError`; the next call
 reconnects by itself.
@@ -23,14 +29,15 @@ from doqu.backend_base import BaseStorageAdapter
 from doqu.backends import ImproperlyConfigured
 from doqu.document import Document
 from doqu.utils import normalize_key
-from doqu_tyrant.converters import converter_manager
+from doqu_tyrant.converters import UNSET, converter_manager
 from doqu_tyrant.lookups import lookup_manager
 from doqu_tyrant.query import QueryAdapter
 from doqu_tyrant.records import decode_pairs, key_bytes, key_text, parse_serialized
 from doqu_tyrant.tyrant.client import DEFAULT_PORT, Tyrant, parse_url
-from doqu_tyrant.tyrant.errors import TyrantError
+from doqu_tyrant.tyrant.errors import TyrantCommandError, TyrantError
+from doqu_tyrant.tyrant.indexes import ORDERED
 from doqu_tyrant.tyrant.kinds import describe, is_table
-from doqu_tyrant.tyrant.protocol import MISC_NOULOG
+from doqu_tyrant.tyrant.protocol import MAX_COUNT, MAX_LENGTH, MISC_NOULOG
 
 if TYPE_CHECKING:
     import pyrant
@@ -60,6 +67,23 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _refused(exc: TyrantCommandError, key: str, record: Mapping[Any, Any]) -> TyrantCommandError:
+    """The server refused to store ``record``: an error that says so, and why it may have."""
+    empty = [name for name, value in record.items() if value == ""]
+    why = ""
+    if empty:
+        why = (
+            f"; it holds empty values in {', '.join(map(repr, empty))}, which the server cannot "
+            "store if such a column has a lexical or decimal index this client has not seen "
+            "(created meanwhile by another client? see Tyrant.forget_indexes)"
+        )
+    return TyrantCommandError(
+        exc.command, exc.code,
+        f"the server refused to store the record {key!r} ({exc.command} failed, code "
+        f"{exc.code}){why}",
+    )
 
 
 class StorageAdapter(BaseStorageAdapter):
@@ -223,14 +247,22 @@ class StorageAdapter(BaseStorageAdapter):
                 raise TypeError(f"save() stores a mapping of columns, not {type(data).__name__}")
         record = self._record(data)
         client = self.client
+        if "" in record.values():
+            record = self._indexable(record)
         if primary_key is not None:
             key = primary_key if type(primary_key) is str else normalize_key(primary_key)
-            client.table_put(key_bytes(key), record)
+            try:
+                client.table_put(key_bytes(key), record)
+            except TyrantCommandError as exc:
+                raise _refused(exc, key, record) from None
             return key
         for _ in range(MAX_KEY_ATTEMPTS):
             key = str(client.genuid())
             if client.table_putkeep(key, record):
                 return key
+            if client.vsiz(key) is None:
+                # The key is free: the server refused the record itself.
+                raise _refused(TyrantCommandError("misc putkeep"), key, record)
             # else: a record was saved by hand under that number; take the next one
         raise TyrantError(
             f"no free generated key after {MAX_KEY_ATTEMPTS} attempts: records were saved "
@@ -241,7 +273,8 @@ class StorageAdapter(BaseStorageAdapter):
         """``data`` checked (and converted where needed) so that the put cannot fail."""
         if type(data) is dict and data and "" not in data:
             # The common case, checked in bulk: text names and values, no NUL
-            # inside, encodable (ASCII, or no lone surrogate).
+            # inside, encodable (ASCII, or no lone surrogate), no value over
+            # the server's size limit (a character is at most 4 bytes).
             try:
                 text = "\0".join([*data, *data.values()])
             except TypeError:
@@ -249,11 +282,14 @@ class StorageAdapter(BaseStorageAdapter):
             else:
                 if text.count("\0") == 2 * len(data) - 1 and (
                     text.isascii() or _encodable(text)
-                ):
+                ) and len(text) <= MAX_LENGTH // 4:
                     return data
+        if len(data) > MAX_COUNT // 2 - 1:
+            raise ValueError(f"a record of {len(data)} columns does not fit in one request "
+                             f"(at most {MAX_COUNT // 2 - 1})")
         record: dict[Any, Any] = {}
         for name, value in data.items():
-            if value.__class__ is not str and not isinstance(value, bytes):
+            if value.__class__ is not str and value is not UNSET and not isinstance(value, bytes):
                 value = self.converter_manager.to_db(value, self)
                 if not isinstance(value, (str, bytes)):
                     raise TypeError(f"column {name!r}: a converter returned {value!r}, not text")
@@ -268,8 +304,41 @@ class StorageAdapter(BaseStorageAdapter):
                 )
             if b"\0" in value_b:
                 raise ValueError(f"column {name!r}: the value {value!r} contains a NUL byte")
+            if len(value_b) > MAX_LENGTH or len(name_b) > MAX_LENGTH:
+                raise ValueError(
+                    f"column {name!r}: the {'value' if len(value_b) > MAX_LENGTH else 'name'} "
+                    f"is {max(len(value_b), len(name_b))} bytes; the server accepts at most "
+                    f"{MAX_LENGTH}"
+                )
             record[name] = value
         return record
+
+    def _indexable(self, record: Mapping[Any, Any]) -> Mapping[Any, Any]:
+        """``record`` without the unset fields whose column has a lexical or decimal
+        index (they read back as None all the same); any other empty value in such
+        a column is refused, since Tokyo Cabinet cannot index it (a real ttserver
+        aborts)."""
+        empty = [name for name, value in record.items() if value == ""]
+        index_kinds = getattr(self.client, "index_kinds", None)
+        if index_kinds is None:  # a client without index knowledge: its own checks decide
+            return record
+        kinds = index_kinds(empty)
+        drop = set()
+        for name in empty:
+            kind = kinds[name]
+            if kind not in ORDERED:
+                continue
+            if record[name] is not UNSET:
+                raise ValueError(
+                    f"field {name!r} holds an empty value ('' or []), and the server has a "
+                    f"{kind} index on that column: Tokyo Cabinet cannot index an empty value (a "
+                    "real ttserver aborts). Store None (the column is then left out) or a "
+                    "non-empty value; nothing was sent"
+                )
+            drop.add(name)
+        if not drop:
+            return record
+        return {name: value for name, value in record.items() if name not in drop}
 
     def delete(self, primary_key: str | int) -> None:
         """Delete the record; ``KeyError`` if there is none."""

@@ -39,6 +39,7 @@ from .errors import (
     TyrantPoolTimeout,
     TyrantProtocolError,
     TyrantTimeout,
+    TyrantUnsafeWrite,
 )
 from .pool import ConnectionPool
 from .protocol import MISC_NOULOG
@@ -84,6 +85,7 @@ __all__ = [
     "TyrantCommandError",
     "TyrantDecodeError",
     "TyrantKindError",
+    "TyrantUnsafeWrite",
     "EINVALID",
     "ENOHOST",
     "EREFUSED",

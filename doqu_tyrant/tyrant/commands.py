@@ -11,16 +11,31 @@ exactly once. A builder validates its arguments (raising ``TypeError`` /
 The I/O shells send ``frame``, feed the reply to ``parser(reply, arg)`` and
 return what it returns. ``idempotent`` marks reads that may be retried on a
 fresh connection. No I/O happens in this module.
+
+A write that a real ttserver may abort on (spec §10: an empty value in a
+column with a lexical or decimal index, and a few other inputs) is returned
+as a :class:`GuardedCmd`: the same five fields plus a :class:`Risk` that the
+client checks against its knowledge of the table's indexes
+(:mod:`.indexes`) before sending anything. Inputs that abort whatever the
+database holds are refused here at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from . import protocol as p
-from .errors import EKEEP, EMISC, ENOREC, TyrantCommandError, TyrantDecodeError, TyrantError
+from .errors import (
+    EKEEP,
+    EMISC,
+    ENOREC,
+    TyrantCommandError,
+    TyrantDecodeError,
+    TyrantError,
+    TyrantUnsafeWrite,
+)
 
 Key: TypeAlias = "str | bytes | bytearray | memoryview"
 Record: TypeAlias = (
@@ -53,6 +68,79 @@ INDEX_KINDS: dict[str, int] = {
 
 # MISC functions that only read: safe to retry on a fresh connection.
 READ_ONLY_MISC = frozenset({b"get", b"getlist", b"getpart", b"regex", b"range", b"error"})
+
+
+class Risk(NamedTuple):
+    """Why a write may abort a real ttserver (spec §10), for the client to check.
+
+    ``empty``: (primary key, column) pairs written with an empty value (an
+    abort if the column has a lexical or decimal index); ``records``: (key,
+    value) pairs of binary writes whose value, on a table database, is a
+    serialised record (checked like ``empty`` once the database is known to
+    be a table); ``table``: why the request aborts any table database;
+    ``setindex``: (column, kind code) pairs being indexed (an abort if the
+    kind is lexical/decimal and some record has an empty value there; the
+    client learns the kind when the call succeeds; code -1: not a valid kind).
+    """
+
+    command: str
+    empty: tuple[tuple[bytes, bytes], ...] = ()
+    records: tuple[tuple[bytes, bytes], ...] = ()
+    table: str = ""
+    setindex: tuple[tuple[bytes, int], ...] = ()
+
+
+class GuardedCmd(tuple):  # type: ignore[type-arg]
+    """A :data:`Cmd` (same five fields) carrying the :class:`Risk` to check first."""
+
+    risk: Risk
+
+
+def guarded(cmd: Cmd, risk: Risk) -> Cmd:
+    out = GuardedCmd(cmd)
+    out.risk = risk
+    return out  # type: ignore[return-value]
+
+
+def _empty_columns(pk: bytes, args: list[bytes]) -> tuple[tuple[bytes, bytes], ...]:
+    """(pk, column) of every empty value in a flat ``name, value, ...`` list."""
+    it = iter(args)
+    return tuple((pk, name) for name, value in zip(it, it) if not value)
+
+
+def _maybe_empty(data: bytes) -> bool:
+    """Whether a serialised record (spec §5.1) may hold an empty column value."""
+    return b"\0\0" in data or data[-1:] == b"\0"
+
+
+def _binary_write(cmd: Cmd, name: str, key: bytes, value: bytes) -> Cmd:
+    """A key-value write; on a table database its value is a record to check."""
+    if b"\0" in value and _maybe_empty(value):
+        return guarded(cmd, Risk(name, records=((key, value),)))
+    return cmd
+
+
+def parse_index_code(text: bytes) -> int:
+    """A ``setindex`` kind as Tokyo Cabinet reads it from text (name or C-style
+    number, ``+`` = keep); -1 when the server refuses it."""
+    text = text.split(b"\0", 1)[0]
+    keep = 0
+    if text[:1] == b"+":
+        keep, text = INDEX_KEEP, text[1:]
+    named = INDEX_KINDS.get(text.decode("latin-1").lower())
+    if named is not None and text.lower() != b"drop":
+        return named | keep
+    body = text.strip(bytes(range(1, 33)))
+    whole, _, fraction = body.partition(b".")
+    negative = whole[:1] == b"-"
+    digits = whole[1:] if negative else whole
+    if not (digits.isdigit() or (not digits and fraction.isdigit())) or (
+        fraction and not fraction.isdigit()
+    ):
+        return -1
+    value = int(digits or b"0") * (-1 if negative else 1) % (1 << 64)
+    value = (value + (1 << 31)) % (1 << 32) - (1 << 31)  # a C int
+    return value | keep if value >= 0 else -1
 
 
 # ---------------------------------------------------------------------------
@@ -427,18 +515,27 @@ _enc_key = p.encode_key
 
 
 def put(key: Key, value: Key) -> Cmd:
-    return (_enc_put(key_bytes(key), key_bytes(value, "value"), p.PUT), p.PUT, _status, "put",
-            False)
+    k, v = key_bytes(key), key_bytes(value, "value")
+    return _binary_write((_enc_put(k, v, p.PUT), p.PUT, _status, "put", False), "put", k, v)
 
 
 def putkeep(key: Key, value: Key) -> Cmd:
-    return (_enc_put(key_bytes(key), key_bytes(value, "value"), p.PUTKEEP), p.PUTKEEP, _flag,
-            "putkeep", False)
+    k, v = key_bytes(key), key_bytes(value, "value")
+    cmd = (_enc_put(k, v, p.PUTKEEP), p.PUTKEEP, _flag, "putkeep", False)
+    return _binary_write(cmd, "putkeep", k, v)
 
 
 def putcat(key: Key, value: Key) -> Cmd:
-    return (_enc_put(key_bytes(key), key_bytes(value, "value"), p.PUTCAT), p.PUTCAT, _status,
-            "putcat", False)
+    k, v = key_bytes(key), key_bytes(value, "value")
+    cmd = (_enc_put(k, v, p.PUTCAT), p.PUTCAT, _status, "putcat", False)
+    return _binary_write(cmd, "putcat", k, v)
+
+
+_PUTSHL_TABLE = (
+    "putshl on a table database: it cuts the serialised record blindly and can store an "
+    "empty value in an indexed column, which aborts a real ttserver; use table_put or "
+    "table_putcat for table records"
+)
 
 
 def putshl(key: Key, value: Key, width: int) -> Cmd:
@@ -448,12 +545,14 @@ def putshl(key: Key, value: Key, width: int) -> Cmd:
         # ttserver aborts on PUTSHL with an empty key to a table (spec §10).
         raise ValueError("key of putshl must not be empty")
     frame = p.encode_putshl(k, key_bytes(value, "value"), w)
-    return (frame, p.PUTSHL, _status, "putshl", False)
+    return guarded((frame, p.PUTSHL, _status, "putshl", False),
+                   Risk("putshl", table=_PUTSHL_TABLE))
 
 
 def putnr(key: Key, value: Key) -> Cmd:
-    return (_enc_put(key_bytes(key), key_bytes(value, "value"), p.PUTNR), p.PUTNR, _status,
-            "putnr", False)
+    k, v = key_bytes(key), key_bytes(value, "value")
+    return _binary_write((_enc_put(k, v, p.PUTNR), p.PUTNR, _status, "putnr", False), "putnr",
+                         k, v)
 
 
 def out(key: Key) -> Cmd:
@@ -568,7 +667,40 @@ def misc(name: Key, args: Iterable[Key] = (), opts: int = 0) -> Cmd:
         read = not any(a.split(b"\0", 1)[0] in (b"out", b"remove") for a in args_b)
     else:
         read = name_b in READ_ONLY_MISC
-    return (p.encode_misc(name_b, args_b, o), p.MISC, _misc, name_b, read)
+    cmd = (p.encode_misc(name_b, args_b, o), p.MISC, _misc, name_b, read)
+    risk = _misc_risk(name_b, args_b)
+    return cmd if risk is None else guarded(cmd, risk)
+
+
+def _misc_risk(name: bytes, args: list[bytes]) -> Risk | None:
+    """What of a raw MISC call may abort a real ttserver (spec §10)."""
+    what = f"misc {name.decode('latin-1')}"
+    if name == b"iterinit":
+        if args and not args[0]:
+            raise TyrantUnsafeWrite(
+                "misc iterinit with an empty start key aborts a real ttserver (hash and table "
+                "databases); call it without arguments to start at the first key"
+            )
+        return None
+    if name in (b"put", b"putkeep", b"putcat"):
+        if not args:
+            return None
+        if not args[0]:
+            return Risk(what, table=f"{what} with an empty primary key aborts a real ttserver "
+                        "on a table database")
+        empty = _empty_columns(args[0], args[1:])
+        return Risk(what, empty=empty) if empty else None
+    if name == b"putlist":
+        pairs = list(zip(args[0::2], args[1::2]))
+        if any(not pk for pk, _ in pairs):
+            return Risk(what, table=f"{what} with an empty primary key aborts a real ttserver "
+                        "on a table database")
+        records = tuple((pk, data) for pk, data in pairs if data and _maybe_empty(data))
+        return Risk(what, records=records) if records else None
+    if name == b"setindex":
+        return Risk(what, setindex=tuple((col, parse_index_code(kind))
+                                         for col, kind in zip(args[0::2], args[1::2])))
+    return None
 
 
 def mput(items: Mapping[Any, Key] | Iterable[tuple[Any, Key]]) -> Cmd:
@@ -596,22 +728,25 @@ def mout(keys: Iterable[Key]) -> Cmd:
 # Table layer -----------------------------------------------------------------
 
 
-def table_put(pk: Key, record: Record) -> Cmd:
+def _table_write(name: bytes, pk: Key, record: Record, parse: Parser, arg: Any) -> Cmd:
     pkb = pk_bytes(pk)
-    frame = p.encode_misc(b"put", [pkb, *record_args(record, pkb)], 0)
-    return (frame, p.MISC, _table_status, "misc put", False)
+    args = record_args(record, pkb)
+    cmd = (p.encode_misc(name, [pkb, *args], 0), p.MISC, parse, arg, False)
+    if b"" in args:  # an empty value (names are never empty)
+        return guarded(cmd, Risk(f"table_{name.decode()}", empty=_empty_columns(pkb, args)))
+    return cmd
+
+
+def table_put(pk: Key, record: Record) -> Cmd:
+    return _table_write(b"put", pk, record, _table_status, "misc put")
 
 
 def table_putkeep(pk: Key, record: Record) -> Cmd:
-    pkb = pk_bytes(pk)
-    frame = p.encode_misc(b"putkeep", [pkb, *record_args(record, pkb)], 0)
-    return (frame, p.MISC, _table_flag, None, False)
+    return _table_write(b"putkeep", pk, record, _table_flag, None)
 
 
 def table_putcat(pk: Key, record: Record) -> Cmd:
-    pkb = pk_bytes(pk)
-    frame = p.encode_misc(b"putcat", [pkb, *record_args(record, pkb)], 0)
-    return (frame, p.MISC, _table_status, "misc putcat", False)
+    return _table_write(b"putcat", pk, record, _table_status, "misc putcat")
 
 
 def table_out(pk: Key) -> Cmd:
@@ -632,14 +767,19 @@ def getlist(pks: Iterable[Key], *, raw: bool = False) -> Cmd:
 
 def putlist(records: Mapping[Any, Record] | Iterable[tuple[Any, Record]]) -> Cmd:
     args: list[bytes] = []
+    empty: list[tuple[bytes, bytes]] = []
     for pk, record in pairs_arg(records, "records"):
         pkb = pk_bytes(pk, "primary key in records")
+        data = serialize_record(record, pkb)
         args.append(pkb)
-        args.append(serialize_record(record, pkb))
+        args.append(data)
+        if data and (b"\0\0" in data or data[-1] == 0):
+            empty.extend(_empty_columns(pkb, data.split(b"\0")))
     if len(args) > p.MAX_COUNT:
         raise ValueError(f"records has {len(args) // 2} entries; at most {p.MAX_COUNT // 2} fit "
                          "in one request")
-    return (p.encode_misc(b"putlist", args, 0), p.MISC, _table_status, "misc putlist", False)
+    cmd = (p.encode_misc(b"putlist", args, 0), p.MISC, _table_status, "misc putlist", False)
+    return guarded(cmd, Risk("putlist", empty=tuple(empty))) if empty else cmd
 
 
 def outlist(pks: Iterable[Key]) -> Cmd:
@@ -668,7 +808,8 @@ def setindex(column: Key, kind: int | str, *, keep: bool = False) -> Cmd:
         raise ValueError(f"column {name!r} contains a NUL byte")
     code = index_kind(kind) | (INDEX_KEEP if keep else 0)
     frame = p.encode_misc(b"setindex", [name, b"%d" % code], 0)
-    return (frame, p.MISC, _setindex, keep, False)
+    return guarded((frame, p.MISC, _setindex, keep, False),
+                   Risk("setindex", setindex=((name, code),)))
 
 
 def genuid() -> Cmd:
@@ -718,6 +859,14 @@ def pipeline_results(cmds: list[Cmd], replies: list[p.Reply], raise_on_error: bo
                 first_error = exc
     if raise_on_error and first_error is not None:
         raise first_error
+    return results
+
+
+def raise_first_error(results: list[Any]) -> list[Any]:
+    """``results``, unless one is a :class:`TyrantError`: then the first is raised."""
+    for result in results:
+        if isinstance(result, TyrantError):
+            raise result
     return results
 
 
