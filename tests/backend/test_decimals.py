@@ -129,3 +129,13 @@ def test_lookups_and_order_see_the_value_of_exponent_decimals(db: StorageAdapter
 def test_a_text_field_compared_with_a_decimal_uses_the_stored_form(db: StorageAdapter) -> None:
     key = db.save({"note": Decimal("1E+2")})  # written through the same converter: "100"
     assert {doc.pk for doc in db.find(Payment).where(note=Decimal("1E+2"))} == {key}
+
+
+def test_numbers_given_as_text_are_sent_positionally(db: StorageAdapter) -> None:
+    key = Payment(amount=Decimal("100")).save(db)
+    assert {d.pk for d in db.find(Payment).where(amount="1E+2")} == {key}
+    assert {d.pk for d in db.find(Payment).where(amount__gt="1E+1")} == {key}
+    with pytest.raises(ValueError, match="NaN"):
+        db.find(Payment).where(amount__gt="nan").count()
+    with pytest.raises(ValueError, match="digits"):
+        db.find(Payment).where(amount__gt="1E+999999").count()
