@@ -58,8 +58,8 @@ __all__ = [
 
 #: How list items are joined in one column (and split when read).
 LIST_SEPARATOR = ", "
-#: The longest positional text a Decimal may need (``Decimal("1E+999999")`` would
-#: be a million digits): no stored number needs more.
+#: How far from the decimal point a Decimal's first digit may be
+#: (``Decimal("1E+999999")`` would be written as a million digits).
 MAX_DECIMAL_TEXT = 4096
 
 converter_manager = ConverterManager()
@@ -91,22 +91,21 @@ def decimal_to_text(value: Decimal) -> str:
     positional form: ``Decimal("1E+2")`` is written ``100`` and reads back as
     ``Decimal("100")`` -- equal, with the same value, sign and hash, but
     exponent 0. NaN and infinities are refused: the server can neither
-    compare nor order them as numbers.
+    compare nor order them as numbers; so is a Decimal whose first digit is
+    more than :data:`MAX_DECIMAL_TEXT` places from the decimal point.
     """
+    if value.is_finite() and -MAX_DECIMAL_TEXT < value.adjusted() < MAX_DECIMAL_TEXT:
+        return format(value, "f")
     if not value.is_finite():
         raise ValueError(
             f"cannot store Decimal({str(value)!r}): only finite Decimals are stored (the "
             "server's numeric conditions and order cannot read NaN or infinity); store None "
             "for a missing value"
         )
-    _sign, digits, exponent = value.as_tuple()
-    size = max(len(digits) + exponent, 1) - min(exponent, 0)  # type: ignore[operator]
-    if size > MAX_DECIMAL_TEXT:
-        raise ValueError(
-            f"cannot store the Decimal {str(value)[:40]!r}: written without an exponent it "
-            f"would be about {size} digits (at most {MAX_DECIMAL_TEXT} are stored)"
-        )
-    return format(value, "f")
+    raise ValueError(
+        f"cannot store the Decimal {str(value)[:40]!r}: written without an exponent it would "
+        f"need {abs(value.adjusted())} digits of zeros (at most {MAX_DECIMAL_TEXT})"
+    )
 
 
 def number_to_text(value: Any) -> str:

@@ -29,6 +29,7 @@ from doqu.backend_base import BaseStorageAdapter
 from doqu.backends import ImproperlyConfigured
 from doqu.document import Document
 from doqu.utils import normalize_key
+from doqu_tyrant import bulk
 from doqu_tyrant.converters import UNSET, converter_manager
 from doqu_tyrant.lookups import lookup_manager
 from doqu_tyrant.query import QueryAdapter
@@ -313,16 +314,18 @@ class StorageAdapter(BaseStorageAdapter):
             record[name] = value
         return record
 
-    def _indexable(self, record: Mapping[Any, Any]) -> Mapping[Any, Any]:
+    def _indexable(self, record: Mapping[Any, Any],
+                   kinds: Mapping[Any, str | None] | None = None) -> Mapping[Any, Any]:
         """``record`` without the unset fields whose column has a lexical or decimal
         index (they read back as None all the same); any other empty value in such
         a column is refused, since Tokyo Cabinet cannot index it (a real ttserver
-        aborts)."""
+        aborts). ``kinds``: index kinds known already (the others are asked)."""
         empty = [name for name, value in record.items() if value == ""]
-        index_kinds = getattr(self.client, "index_kinds", None)
-        if index_kinds is None:  # a client without index knowledge: its own checks decide
-            return record
-        kinds = index_kinds(empty)
+        if kinds is None or not all(name in kinds for name in empty):
+            index_kinds = getattr(self.client, "index_kinds", None)
+            if index_kinds is None:  # a client without index knowledge: its checks decide
+                return record
+            kinds = index_kinds(empty)
         drop = set()
         for name in empty:
             kind = kinds[name]
@@ -339,6 +342,25 @@ class StorageAdapter(BaseStorageAdapter):
         if not drop:
             return record
         return {name: value for name, value in record.items() if name not in drop}
+
+    def save_many(self, documents: Iterable[Document], keep_keys: bool = False) -> list[str]:
+        """Save many documents in a few round trips; their keys, in order.
+
+        What ``doc.save(db, keep_keys)`` does for each, in bulk
+        (:mod:`doqu_tyrant.bulk`): all documents are validated and converted
+        first (nothing is sent if one fails: the error names its position and
+        field), the generated keys are taken in one pipelined round trip, and
+        the records go out pipelined, never overwriting a record under a
+        generated key. A batch that stops part-way raises
+        :class:`~doqu_tyrant.bulk.BulkWriteError` saying which documents were
+        stored.
+        """
+        return bulk.save_many(self, documents, keep_keys)
+
+    def delete_many(self, primary_keys: Iterable[str | int]) -> None:
+        """Delete many records in one round trip; ``KeyError`` naming the keys that
+        had none (the others are deleted)."""
+        bulk.delete_many(self, primary_keys)
 
     def delete(self, primary_key: str | int) -> None:
         """Delete the record; ``KeyError`` if there is none."""

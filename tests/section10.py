@@ -23,6 +23,10 @@ A request judged fatal is **not forwarded**: it is appended to
 ``violations`` and the client's connection is closed (what the server's
 death would look like), so even an external ttserver behind the proxy is
 never sent one. ``requests`` counts what was forwarded.
+
+``cut`` (optional) is called with every request before it is judged; when it
+returns True the proxy drops that connection there (both sides closed, the
+request not forwarded): a real broken connection at an exact point.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import contextlib
 import re
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from doqu_tyrant.tyrant import protocol as p
 
@@ -61,8 +65,10 @@ def _pairs(items: list[bytes]) -> list[tuple[bytes, bytes]]:
 
 
 class Section10Proxy:
-    def __init__(self, upstream: tuple[str, int], ordered: Iterable[str | bytes] = ()) -> None:
+    def __init__(self, upstream: tuple[str, int], ordered: Iterable[str | bytes] = (),
+                 cut: Callable[[p.Request], bool] | None = None) -> None:
         self.upstream = upstream
+        self.cut = cut
         self.ordered = {c.encode() if isinstance(c, str) else c for c in ordered}
         self.violations: list[str] = []
         self.requests = 0
@@ -95,7 +101,11 @@ class Section10Proxy:
                 client, _ = self._sock.accept()
             except OSError:
                 return
-            server = socket.create_connection(self.upstream, timeout=30)
+            try:
+                server = socket.create_connection(self.upstream, timeout=30)
+            except OSError:  # the server is gone: so is this connection
+                client.close()
+                continue
             self._conns += [client, server]
             threading.Thread(target=self._requests, args=(client, server), daemon=True).start()
             threading.Thread(target=self._replies, args=(server, client), daemon=True).start()
@@ -113,6 +123,10 @@ class Section10Proxy:
             while data := client.recv(1 << 16):
                 decoder.feed(data)
                 while (event := decoder.next_event()) is not None:
+                    if self.cut is not None and isinstance(event, p.Request) and self.cut(event):
+                        client.close()
+                        server.close()
+                        return
                     fatal = (self._judge(event) if isinstance(event, p.Request)
                              else f"not a well-formed request: {event!r}")
                     if fatal:

@@ -812,8 +812,11 @@ def setindex(column: Key, kind: int | str, *, keep: bool = False) -> Cmd:
                    Risk("setindex", setindex=((name, code),)))
 
 
+_GENUID: Cmd = (p.encode_misc(b"genuid", [], 0), p.MISC, _genuid, None, False)
+
+
 def genuid() -> Cmd:
-    return (p.encode_misc(b"genuid", [], 0), p.MISC, _genuid, None, False)
+    return _GENUID
 
 
 #: Builders by method name, aliases included (used by the pipelines).
