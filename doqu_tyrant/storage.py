@@ -70,6 +70,49 @@ def _encodable(text: str) -> bool:
     return True
 
 
+_INDEX_SETTINGS = ("lexical", "decimal", "token", "qgram")
+
+
+def _index_settings(indexes: Mapping[str, str] | None) -> dict[str, str]:
+    """The ``indexes`` setting checked: column name → lexical/decimal/token/qgram."""
+    if indexes is None:
+        return {}
+    if not isinstance(indexes, Mapping):
+        raise TypeError(f"indexes must map column names to index kinds, not "
+                        f"{type(indexes).__name__}")
+    out: dict[str, str] = {}
+    for column, kind in indexes.items():
+        if not isinstance(column, str) or not column or "\0" in column:
+            raise ValueError(f"indexes: {column!r} is not a column name")
+        name = kind.lower() if isinstance(kind, str) else kind
+        if name not in _INDEX_SETTINGS:
+            raise ValueError(f"indexes: the kind of {column!r} must be one of "
+                             f"{', '.join(_INDEX_SETTINGS)}, not {kind!r}")
+        out[column] = name
+    return out
+
+
+def _create_indexes(client: Tyrant, indexes: Mapping[str, str]) -> None:
+    """Create the indexes the settings declare and the server lacks (one probe)."""
+    kinds = client.index_kinds(list(indexes))
+    for column, kind in indexes.items():
+        have = kinds[column]
+        if have == kind:
+            continue
+        if have is not None:
+            raise ImproperlyConfigured(
+                f"the settings declare a {kind} index on {column!r}, but the table has a {have} "
+                f"index there; remove it first (client.setindex({column!r}, 'void')) or change "
+                "the setting"
+            )
+        try:
+            client.setindex(column, kind)
+        except ValueError as exc:  # TyrantUnsafeWrite: empty values in that column
+            raise ImproperlyConfigured(
+                f"cannot create the {kind} index on {column!r} the settings declare: {exc}"
+            ) from None
+
+
 def _refused(exc: TyrantCommandError, key: str, record: Mapping[Any, Any]) -> TyrantCommandError:
     """The server refused to store ``record``: an error that says so, and why it may have."""
     empty = [name for name, value in record.items() if value == ""]
@@ -102,6 +145,9 @@ class StorageAdapter(BaseStorageAdapter):
         store datetimes with microseconds by dropping them (else refused).
     ``utc_datetimes`` (False)
         store time-zone aware datetimes converted to UTC (else refused).
+    ``indexes`` (none)
+        ``{"column": "lexical" | "decimal" | "token" | "qgram"}``: indexes the
+        table must have; those missing are created on connect.
     """
 
     converter_manager = converter_manager
@@ -120,6 +166,7 @@ class StorageAdapter(BaseStorageAdapter):
         pool_timeout: float | None = 20.0,
         truncate_microseconds: bool = False,
         utc_datetimes: bool = False,
+        indexes: Mapping[str, str] | None = None,
     ) -> None:
         options: dict[str, Any] = {}
         if url is not None:
@@ -134,6 +181,7 @@ class StorageAdapter(BaseStorageAdapter):
         self.pool_timeout = options.get("pool_timeout", pool_timeout)
         self.truncate_microseconds = bool(truncate_microseconds)
         self.utc_datetimes = bool(utc_datetimes)
+        self.indexes = _index_settings(indexes)
         self._client: Tyrant | None = None
         settings: dict[str, Any] = {"host": self.host, "port": self.port}
         if truncate_microseconds:
@@ -160,6 +208,12 @@ class StorageAdapter(BaseStorageAdapter):
                 f"the Tyrant server at {self.host}:{self.port} holds {describe(kind)}; "
                 "doqu_tyrant needs a table database (a .tct file)"
             )
+        if self.indexes:
+            try:
+                _create_indexes(client, self.indexes)
+            except BaseException:
+                client.close()
+                raise
         self._client = client
 
     def _disconnect(self) -> None:

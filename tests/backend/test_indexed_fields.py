@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 from doqu import Document
+from doqu.backends import ImproperlyConfigured
 from doqu_tyrant import StorageAdapter
 from doqu_tyrant import storage as storage_module
 from doqu_tyrant.tyrant import Tyrant, TyrantCommandError
@@ -160,3 +161,33 @@ def test_an_oversize_value_is_refused_before_a_key_is_taken(
             Person(name=value).save(s.db)
     Person(name="x" * 251).save(s.db)
     assert Person(name="fits").save(s.db) == "2"  # no key was spent on the refusals
+
+
+def test_settings_can_declare_the_indexes(tyrant_url: str, raw: Tyrant) -> None:
+    declared = {"city": "lexical", "age": "DECIMAL", "tags": "token"}
+    try:
+        db = StorageAdapter(url=tyrant_url, indexes=declared)
+        assert raw.index_kinds(["city", "age", "tags", "name"]) == {
+            "city": "lexical", "age": "decimal", "tags": "token", "name": None}
+        before = counters(raw)
+        key = db.save({"name": "a", "city": None, "age": None, "tags": None})
+        assert sent(before, raw) == {"misc": 2}  # genuid + putkeep: the kinds are known
+        assert raw[key] == {"name": "a", "tags": ""}
+        db.disconnect()
+        before = counters(raw)
+        again = StorageAdapter(url=tyrant_url, indexes=declared)
+        assert sent(before, raw) == {"misc": 3}  # the probes; nothing to create
+        again.disconnect()
+        with pytest.raises(ImproperlyConfigured, match="token index on 'city'.*lexical"):
+            StorageAdapter(url=tyrant_url, indexes={"city": "token"})
+        raw.table_put("e", {"note": ""})
+        with pytest.raises(ImproperlyConfigured, match="'note'.*record 'e'"):
+            StorageAdapter(url=tyrant_url, indexes={"note": "decimal"})
+        assert raw.index_kinds(["note"]) == {"note": None}
+    finally:
+        for column in declared:
+            raw.setindex(column, "void")
+    for bad, error in (({"x": "void"}, ValueError), ({"": "lexical"}, ValueError),
+                       (["x"], TypeError)):
+        with pytest.raises(error):
+            StorageAdapter(url=tyrant_url, indexes=bad)  # type: ignore[arg-type]
