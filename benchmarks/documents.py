@@ -20,7 +20,10 @@ the per-round ratios) and the client CPU time per operation of each side:
 * ``count``: ``find(...).where(...).count()`` vs ``query.filter(...).count()``.
 * ``save_many``: ``db.save_many`` of ``--bulk`` (10k) new documents vs the raw
   client's ``putlist`` of the same text records (target >= 0.7), and
-  ``save_many_vs_loop``: the same ``save_many`` vs a loop of ``save()``.
+  ``save_many_vs_loop``: the same ``save_many`` vs a loop of ``save()``;
+  ``validate_convert_vs_putlist``: only the validation and conversion that
+  ``save_many`` does before sending anything, vs the whole raw ``putlist``
+  (a bound on what ``save_many`` can reach).
 
 The database is vanished before and after the run: do not point ``--url``
 at data you want to keep.
@@ -133,8 +136,15 @@ def bulk(t: Tyrant, db: StorageAdapter, rounds: int, n: int) -> None:
         for doc in batches[0]:
             doc.save(db)
 
+    def convert_only() -> None:  # what save_many does before sending anything
+        for doc in batches[0]:
+            doc.validate()
+            db._record(doc._to_storage(db))
+
     compare("save_many", n, rounds, save_many, putlist, setup=fresh, target=0.7)
     compare("save_many_vs_loop", n, max(3, rounds // 3), save_many, save_loop, setup=fresh)
+    # For reference: validating and converting alone, vs the whole raw putlist.
+    compare("validate_convert_vs_putlist", n, rounds, convert_only, putlist, setup=fresh)
 
 
 def main(url: str, rounds: int, records: int, bulk_size: int = 10_000,

@@ -339,7 +339,16 @@ def check(book: TableIndexes, risks: list[c.Risk]) -> Generator[list[c.Cmd], lis
             table = answer is not NOT_TABLE
         return table
 
-    columns = list(dict.fromkeys(col for _, _, col in empty if book.kind(col) is UNKNOWN))
+    def known(column: bytes) -> bool:
+        """Whether the kind of ``column`` is known, noting it for this check."""
+        if column not in answered:
+            kind = book.kind(column)
+            if kind is UNKNOWN:
+                return False
+            answered[column] = kind
+        return True
+
+    columns = list(dict.fromkeys(col for _, _, col in empty if not known(col)))
     if not columns and table is None and any(r.table or r.records for r in risks):
         columns = [b""]  # any probe tells whether the database is a table
     questions = ask(columns) + [empty_values(col) for _, col, _ in indexing]
@@ -358,17 +367,14 @@ def check(book: TableIndexes, risks: list[c.Risk]) -> Generator[list[c.Cmd], lis
             raise TyrantUnsafeWrite(risk.table + "; nothing was sent")
     records = [item for risk in risks for item in _record_empties(risk)]
     if records:
-        columns = list(dict.fromkeys(col for _, _, col in records
-                                     if col not in answered and book.kind(col) is UNKNOWN))
+        columns = list(dict.fromkeys(col for _, _, col in records if not known(col)))
         if columns:
             learn(columns, (yield ask(columns)))
             if table is False:
                 return
         empty.extend(records)
     for risk, pk, column in empty:
-        kind = answered[column] if column in answered else book.kind(column)
-        if kind is UNKNOWN:
-            kind = "ordered"  # (expired since this check began: assume the worst)
+        kind = answered.get(column, "ordered")  # (always there: "ordered" to be safe)
         if kind in ORDERED:
             raise _empty_error(risk, pk, column, kind)
     for (risk, column, code), key in zip(indexing, found):

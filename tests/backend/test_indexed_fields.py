@@ -99,6 +99,23 @@ def test_unset_indexed_fields_save_and_read_back_as_none(s: Setup) -> None:
     assert [d.pk for d in q.order_by("-age")][0] == key
 
 
+def test_bulk_saves_leave_them_out_too(s: Setup) -> None:
+    docs = [Person(name=f"p{i}", city="Oslo" if i % 2 else None, age=i if i % 3 else None)
+            for i in range(50)]
+    keys = s.db.save_many([*docs, docs[0]])
+    assert keys[-1] == keys[0] and len(s.db) == 50
+    for doc in docs:
+        stored = s.raw[doc.pk]
+        assert ("city" in stored) == (doc["city"] is not None)
+        assert ("age" in stored) == (doc["age"] is not None)
+        assert dict(s.db.get(Person, doc.pk))["city"] == doc["city"]
+    docs[7]["labels"] = []
+    with pytest.raises(ValueError, match="document 7 .*'labels'"):
+        s.db.save_many(docs)
+    s.db.delete_many(keys[:10])
+    assert len(s.db) == 40
+
+
 def test_other_empty_values_in_such_columns_are_refused_before_sending(s: Setup) -> None:
     for fields in ({"city": ""}, {"labels": []}):
         before = counters(s.raw)

@@ -297,3 +297,17 @@ def test_the_asyncio_client_checks_the_same(s: Setup) -> None:
 
     asyncio.run(main())
     assert s.raw.table_get("k") == {"name": "", "tags": ""}
+
+
+def test_with_no_caching_every_check_asks_and_uses_the_answer(
+    s: Setup, round_trips: Callable[[], int]
+) -> None:
+    a = s.fresh()
+    a.indexes.ttl = 0  # nothing is trusted beyond the check that asked
+    for i in range(3):
+        before = round_trips()
+        a[f"k{i}"] = {"note": "", "tags": ""}
+        assert round_trips() == before + 1  # the probe (pipelined) each time
+    with pytest.raises(TyrantUnsafeWrite, match="'city'"):
+        a["x"] = {"city": ""}
+    assert s.raw.rnum() == 3
