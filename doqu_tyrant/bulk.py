@@ -105,9 +105,10 @@ def _items(storage: StorageAdapter, given: list[Any], keep_keys: bool) -> list[_
             raise TypeError(f"save_many() saves Documents; item {index} is "
                             f"{type(document).__name__} {document!r}")
         try:
-            family = [*document._unsaved_references(), document]
+            refs = document._unsaved_references()
         except ValueError as exc:
             raise in_batch(exc, index, len(given)) from None
+        family = [*refs, document] if refs else (document,)
         for doc in family:
             if id(doc) in seen:
                 continue
@@ -128,21 +129,27 @@ def _items(storage: StorageAdapter, given: list[Any], keep_keys: bool) -> list[_
 def _convert(storage: StorageAdapter, items: Sequence[_Item], count: int,
              kinds: dict[Any, Any] | None) -> dict[Any, Any]:
     """Records of ``items``, checked and serialised (nothing is sent but index probes)."""
+    sparse: list[_Item] = []  # the records with empty values
+    serialize = c.serialize_record
     for item in items:
         try:
-            item.record = storage._record(item.doc._to_storage(storage))
+            item.record = record = storage._record(item.doc._to_storage(storage))
+            if "" in record.values():
+                sparse.append(item)
+            else:
+                item.data = serialize(record, b"")
         except (ValueError, TypeError) as exc:
             raise in_batch(exc, item.index, count) from None
+    if not sparse:
+        return kinds or {}
     if kinds is None:
-        empty = {name for item in items if "" in item.record.values()
-                 for name, value in item.record.items() if value == ""}
+        empty = {name for item in sparse for name, value in item.record.items() if value == ""}
         index_kinds = getattr(storage.client, "index_kinds", None)
-        kinds = index_kinds(sorted(empty, key=str)) if empty and index_kinds else {}
-    for item in items:
+        kinds = index_kinds(sorted(empty, key=str)) if index_kinds else {}
+    for item in sparse:
         try:
-            if "" in item.record.values():
-                item.record = storage._indexable(item.record, kinds)
-            item.data = c.serialize_record(item.record, b"")
+            item.record = storage._indexable(item.record, kinds)
+            item.data = serialize(item.record, b"")
         except (ValueError, TypeError) as exc:
             raise in_batch(exc, item.index, count) from None
     return kinds

@@ -115,7 +115,7 @@ def _maybe_empty(data: bytes) -> bool:
 
 def _binary_write(cmd: Cmd, name: str, key: bytes, value: bytes) -> Cmd:
     """A key-value write; on a table database its value is a record to check."""
-    if b"\0" in value and _maybe_empty(value):
+    if _maybe_empty(value):
         return guarded(cmd, Risk(name, records=((key, value),)))
     return cmd
 
