@@ -24,18 +24,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from . import protocol as p
-from .errors import (
-    EKEEP,
-    EMISC,
-    ENOREC,
-    TyrantCommandError,
-    TyrantDecodeError,
-    TyrantError,
-    TyrantUnsafeWrite,
+from .errors import EKEEP, EMISC, ENOREC, TyrantCommandError, TyrantDecodeError, TyrantError
+from .risks import INDEX_DECIMAL as INDEX_DECIMAL
+from .risks import (
+    INDEX_KEEP,
+    INDEX_KINDS,
+    INDEX_OPTIMIZE,
+    INDEX_VOID,
+    PUTSHL_ON_TABLE,
+    Risk,
+    empty_columns,
+    guarded,
+    maybe_empty,
+    misc_risk,
 )
+from .risks import INDEX_LEXICAL as INDEX_LEXICAL
+from .risks import INDEX_QGRAM as INDEX_QGRAM
+from .risks import INDEX_TOKEN as INDEX_TOKEN
+from .risks import GuardedCmd as GuardedCmd
 
 Key: TypeAlias = "str | bytes | bytearray | memoryview"
 Record: TypeAlias = (
@@ -48,99 +57,8 @@ INT32_MAX = (1 << 31) - 1
 INT32_MIN = -(1 << 31)
 HINT_PREFIX = b"\0\0[[HINT]]\n"
 
-# Index kinds of ``setindex`` (spec §6.5.5).
-INDEX_LEXICAL = 0
-INDEX_DECIMAL = 1
-INDEX_TOKEN = 2
-INDEX_QGRAM = 3
-INDEX_OPTIMIZE = 9998
-INDEX_VOID = 9999
-INDEX_KEEP = 1 << 24
-
-INDEX_KINDS: dict[str, int] = {
-    "lexical": INDEX_LEXICAL, "lex": INDEX_LEXICAL, "str": INDEX_LEXICAL,
-    "decimal": INDEX_DECIMAL, "dec": INDEX_DECIMAL, "num": INDEX_DECIMAL,
-    "token": INDEX_TOKEN, "tok": INDEX_TOKEN,
-    "qgram": INDEX_QGRAM, "qgr": INDEX_QGRAM, "fts": INDEX_QGRAM,
-    "optimize": INDEX_OPTIMIZE, "opt": INDEX_OPTIMIZE,
-    "void": INDEX_VOID, "null": INDEX_VOID, "drop": INDEX_VOID,
-}
-
 # MISC functions that only read: safe to retry on a fresh connection.
 READ_ONLY_MISC = frozenset({b"get", b"getlist", b"getpart", b"regex", b"range", b"error"})
-
-
-class Risk(NamedTuple):
-    """Why a write may abort a real ttserver (spec §10), for the client to check.
-
-    ``empty``: (primary key, column) pairs written with an empty value (an
-    abort if the column has a lexical or decimal index); ``records``: (key,
-    value) pairs of binary writes whose value, on a table database, is a
-    serialised record (checked like ``empty`` once the database is known to
-    be a table); ``table``: why the request aborts any table database;
-    ``setindex``: (column, kind code) pairs being indexed (an abort if the
-    kind is lexical/decimal and some record has an empty value there; the
-    client learns the kind when the call succeeds; code -1: not a valid kind).
-    """
-
-    command: str
-    empty: tuple[tuple[bytes, bytes], ...] = ()
-    records: tuple[tuple[bytes, bytes], ...] = ()
-    table: str = ""
-    setindex: tuple[tuple[bytes, int], ...] = ()
-
-
-class GuardedCmd(tuple):  # type: ignore[type-arg]
-    """A :data:`Cmd` (same five fields) carrying the :class:`Risk` to check first."""
-
-    risk: Risk
-
-
-def guarded(cmd: Cmd, risk: Risk) -> Cmd:
-    out = GuardedCmd(cmd)
-    out.risk = risk
-    return out  # type: ignore[return-value]
-
-
-def _empty_columns(pk: bytes, args: list[bytes]) -> tuple[tuple[bytes, bytes], ...]:
-    """(pk, column) of every empty value in a flat ``name, value, ...`` list."""
-    it = iter(args)
-    return tuple((pk, name) for name, value in zip(it, it) if not value)
-
-
-def _maybe_empty(data: bytes) -> bool:
-    """Whether a serialised record (spec §5.1) may hold an empty column value."""
-    return b"\0\0" in data or data[-1:] == b"\0"
-
-
-def _binary_write(cmd: Cmd, name: str, key: bytes, value: bytes) -> Cmd:
-    """A key-value write; on a table database its value is a record to check."""
-    if _maybe_empty(value):
-        return guarded(cmd, Risk(name, records=((key, value),)))
-    return cmd
-
-
-def parse_index_code(text: bytes) -> int:
-    """A ``setindex`` kind as Tokyo Cabinet reads it from text (name or C-style
-    number, ``+`` = keep); -1 when the server refuses it."""
-    text = text.split(b"\0", 1)[0]
-    keep = 0
-    if text[:1] == b"+":
-        keep, text = INDEX_KEEP, text[1:]
-    named = INDEX_KINDS.get(text.decode("latin-1").lower())
-    if named is not None and text.lower() != b"drop":
-        return named | keep
-    body = text.strip(bytes(range(1, 33)))
-    whole, _, fraction = body.partition(b".")
-    negative = whole[:1] == b"-"
-    digits = whole[1:] if negative else whole
-    if not (digits.isdigit() or (not digits and fraction.isdigit())) or (
-        fraction and not fraction.isdigit()
-    ):
-        return -1
-    value = int(digits or b"0") * (-1 if negative else 1) % (1 << 64)
-    value = (value + (1 << 31)) % (1 << 32) - (1 << 31)  # a C int
-    return value | keep if value >= 0 else -1
 
 
 # ---------------------------------------------------------------------------
@@ -510,6 +428,14 @@ def _table_status(reply: p.Reply, name: str) -> None:
 # ---------------------------------------------------------------------------
 # Builders: one per command. Each returns a Cmd.
 
+
+def _binary_write(cmd: Cmd, name: str, key: bytes, value: bytes) -> Cmd:
+    """A key-value write; on a table database its value is a record to check."""
+    if maybe_empty(value):
+        return guarded(cmd, Risk(name, records=((key, value),)))
+    return cmd
+
+
 _enc_put = p.encode_put
 _enc_key = p.encode_key
 
@@ -531,13 +457,6 @@ def putcat(key: Key, value: Key) -> Cmd:
     return _binary_write(cmd, "putcat", k, v)
 
 
-_PUTSHL_TABLE = (
-    "putshl on a table database: it cuts the serialised record blindly and can store an "
-    "empty value in an indexed column, which aborts a real ttserver; use table_put or "
-    "table_putcat for table records"
-)
-
-
 def putshl(key: Key, value: Key, width: int) -> Cmd:
     w = _int_arg(width, "width", 0, INT32_MAX)
     k = key_bytes(key)
@@ -546,7 +465,7 @@ def putshl(key: Key, value: Key, width: int) -> Cmd:
         raise ValueError("key of putshl must not be empty")
     frame = p.encode_putshl(k, key_bytes(value, "value"), w)
     return guarded((frame, p.PUTSHL, _status, "putshl", False),
-                   Risk("putshl", table=_PUTSHL_TABLE))
+                   Risk("putshl", table=PUTSHL_ON_TABLE))
 
 
 def putnr(key: Key, value: Key) -> Cmd:
@@ -668,39 +587,8 @@ def misc(name: Key, args: Iterable[Key] = (), opts: int = 0) -> Cmd:
     else:
         read = name_b in READ_ONLY_MISC
     cmd = (p.encode_misc(name_b, args_b, o), p.MISC, _misc, name_b, read)
-    risk = _misc_risk(name_b, args_b)
+    risk = misc_risk(name_b, args_b)
     return cmd if risk is None else guarded(cmd, risk)
-
-
-def _misc_risk(name: bytes, args: list[bytes]) -> Risk | None:
-    """What of a raw MISC call may abort a real ttserver (spec §10)."""
-    what = f"misc {name.decode('latin-1')}"
-    if name == b"iterinit":
-        if args and not args[0]:
-            raise TyrantUnsafeWrite(
-                "misc iterinit with an empty start key aborts a real ttserver (hash and table "
-                "databases); call it without arguments to start at the first key"
-            )
-        return None
-    if name in (b"put", b"putkeep", b"putcat"):
-        if not args:
-            return None
-        if not args[0]:
-            return Risk(what, table=f"{what} with an empty primary key aborts a real ttserver "
-                        "on a table database")
-        empty = _empty_columns(args[0], args[1:])
-        return Risk(what, empty=empty) if empty else None
-    if name == b"putlist":
-        pairs = list(zip(args[0::2], args[1::2]))
-        if any(not pk for pk, _ in pairs):
-            return Risk(what, table=f"{what} with an empty primary key aborts a real ttserver "
-                        "on a table database")
-        records = tuple((pk, data) for pk, data in pairs if data and _maybe_empty(data))
-        return Risk(what, records=records) if records else None
-    if name == b"setindex":
-        return Risk(what, setindex=tuple((col, parse_index_code(kind))
-                                         for col, kind in zip(args[0::2], args[1::2])))
-    return None
 
 
 def mput(items: Mapping[Any, Key] | Iterable[tuple[Any, Key]]) -> Cmd:
@@ -716,7 +604,9 @@ def mput(items: Mapping[Any, Key] | Iterable[tuple[Any, Key]]) -> Cmd:
     if len(args) > p.MAX_COUNT:
         raise ValueError(f"items has {len(args) // 2} entries; at most {p.MAX_COUNT // 2} fit "
                          "in one request")
-    return (p.encode_misc(b"putlist", args, 0), p.MISC, _table_status, "misc putlist", False)
+    cmd = (p.encode_misc(b"putlist", args, 0), p.MISC, _table_status, "misc putlist", False)
+    risk = misc_risk(b"putlist", args)  # (on a table, the values are records)
+    return cmd if risk is None else guarded(cmd, risk)
 
 
 def mout(keys: Iterable[Key]) -> Cmd:
@@ -733,7 +623,7 @@ def _table_write(name: bytes, pk: Key, record: Record, parse: Parser, arg: Any) 
     args = record_args(record, pkb)
     cmd = (p.encode_misc(name, [pkb, *args], 0), p.MISC, parse, arg, False)
     if b"" in args:  # an empty value (names are never empty)
-        return guarded(cmd, Risk(f"table_{name.decode()}", empty=_empty_columns(pkb, args)))
+        return guarded(cmd, Risk(f"table_{name.decode()}", empty=empty_columns(pkb, args)))
     return cmd
 
 
@@ -774,7 +664,7 @@ def putlist(records: Mapping[Any, Record] | Iterable[tuple[Any, Record]]) -> Cmd
         args.append(pkb)
         args.append(data)
         if data and (b"\0\0" in data or data[-1] == 0):
-            empty.extend(_empty_columns(pkb, data.split(b"\0")))
+            empty.extend(empty_columns(pkb, data.split(b"\0")))
     if len(args) > p.MAX_COUNT:
         raise ValueError(f"records has {len(args) // 2} entries; at most {p.MAX_COUNT // 2} fit "
                          "in one request")
