@@ -36,7 +36,7 @@ from doqu_tyrant.query import QueryAdapter
 from doqu_tyrant.records import decode_pairs, key_bytes, key_text, parse_serialized
 from doqu_tyrant.tyrant.client import DEFAULT_PORT, Tyrant, parse_url
 from doqu_tyrant.tyrant.errors import TyrantCommandError, TyrantError
-from doqu_tyrant.tyrant.indexes import ORDERED
+from doqu_tyrant.tyrant.indexes import ORDERED, UNKNOWN, TableIndexes
 from doqu_tyrant.tyrant.kinds import describe, is_table
 from doqu_tyrant.tyrant.protocol import MAX_COUNT, MAX_LENGTH, MISC_NOULOG
 
@@ -376,10 +376,24 @@ class StorageAdapter(BaseStorageAdapter):
         aborts). ``kinds``: index kinds known already (the others are asked)."""
         empty = [name for name, value in record.items() if value == ""]
         if kinds is None or not all(name in kinds for name in empty):
-            index_kinds = getattr(self.client, "index_kinds", None)
-            if index_kinds is None:  # a client without index knowledge: its checks decide
-                return record
-            kinds = index_kinds(empty)
+            client = self.client
+            book = getattr(client, "indexes", None)
+            if isinstance(book, TableIndexes):  # what is known already, without a call
+                known = {}
+                for name in empty:
+                    kind = book.kind(name.encode() if name.__class__ is str else name)
+                    if kind is UNKNOWN or kind == "ordered":
+                        break
+                    known[name] = kind
+                else:
+                    if not ORDERED.intersection(known.values()):
+                        return record  # the common case: nothing to leave out
+                    kinds = known
+            if kinds is None or not all(name in kinds for name in empty):
+                index_kinds = getattr(client, "index_kinds", None)
+                if index_kinds is None:  # a client without index knowledge: its checks decide
+                    return record
+                kinds = index_kinds(empty)
         drop = set()
         for name in empty:
             kind = kinds[name]

@@ -423,7 +423,10 @@ class Tyrant:
         risks = [cmd.risk for cmd in cmds if cmd.__class__ is c.GuardedCmd]  # type: ignore[attr-defined]
         if not risks:
             return False
-        flow = ix.check(self.indexes, risks)
+        book = self.indexes
+        if book.safe(risks):
+            return True
+        flow = ix.check(book, risks)
         try:
             questions = next(flow)
             while True:

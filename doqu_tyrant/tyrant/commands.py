@@ -618,12 +618,15 @@ def mout(keys: Iterable[Key]) -> Cmd:
 # Table layer -----------------------------------------------------------------
 
 
+_TABLE_WRITES = {b"put": "table_put", b"putkeep": "table_putkeep", b"putcat": "table_putcat"}
+
+
 def _table_write(name: bytes, pk: Key, record: Record, parse: Parser, arg: Any) -> Cmd:
     pkb = pk_bytes(pk)
     args = record_args(record, pkb)
     cmd = (p.encode_misc(name, [pkb, *args], 0), p.MISC, parse, arg, False)
     if b"" in args:  # an empty value (names are never empty)
-        return guarded(cmd, Risk(f"table_{name.decode()}", empty=empty_columns(pkb, args)))
+        return guarded(cmd, Risk(_TABLE_WRITES[name], empty_columns(pkb, args)))
     return cmd
 
 

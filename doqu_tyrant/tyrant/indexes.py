@@ -178,12 +178,27 @@ class TableIndexes:
     def kind(self, column: bytes) -> Any:
         """``"lexical"``, ``"decimal"``, ``"token"``, ``"qgram"``, ``"ordered"``, None
         (no index), or :data:`UNKNOWN` (nothing fresh is known)."""
-        if self.table() is False:
+        table, entry, ttl = self._table, self._kinds.get(column), self.ttl
+        if entry is None and table is None:
+            return UNKNOWN
+        now = time.monotonic()
+        if table is not None and table[0] is False and (ttl is None or now - table[1] < ttl):
             return None
-        entry = self._kinds.get(column)
-        if entry is None or not self._fresh(entry[1]):
+        if entry is None or (ttl is not None and now - entry[1] >= ttl):
             return UNKNOWN
         return entry[0]
+
+    def safe(self, risks: list[c.Risk]) -> bool:
+        """Whether ``risks`` are known to be harmless without asking anything
+        (the common case: empty values only in columns known to be fine)."""
+        for risk in risks:
+            if risk.table or risk.records or risk.setindex:
+                return False
+            for _, column in risk.empty:
+                kind = self.kind(column)
+                if kind is UNKNOWN or kind in ORDERED:
+                    return False
+        return True
 
     def table(self) -> bool | None:
         """Whether the database is a table (None: not known)."""
@@ -321,7 +336,7 @@ def check(book: TableIndexes, risks: list[c.Risk]) -> Generator[list[c.Cmd], lis
     and receives their parsed results. What the probes answer is learned
     by ``book``, and used for this check even when ``book.ttl`` is 0.
     """
-    if not book.checks or not risks:
+    if not book.checks or not risks or book.safe(risks):
         return
     empty = [(risk, pk, _index_name(col)) for risk in risks for pk, col in risk.empty]
     indexing = [(risk, col, code) for risk in risks for col, code in risk.setindex
@@ -395,6 +410,8 @@ def learn_results(book: TableIndexes, cmds: list[c.Cmd], results: list[Any]) -> 
             continue
         risk: c.Risk = cmd.risk  # type: ignore[attr-defined]
         failed = isinstance(result, BaseException) or result is False
+        if not failed and not risk.setindex:
+            continue
         for column, code in risk.setindex:
             book.learn_setindex(_index_name(column), code, not failed)
         if failed and (risk.empty or risk.records):
