@@ -237,23 +237,24 @@ class _Batch:
             self._settle_unknown(chunk)
             raise self.error(f"the connection broke while documents were on their way ({exc})",
                              exc) from exc
-        kept: list[_Item] = []  # putkeep said no: the key is taken, or the record refused
-        refused: list[tuple[_Item, BaseException]] = []
-        for item, result in zip(chunk, results):
+        kept: list[tuple[int, _Item]] = []  # putkeep said no: the key is taken, or refused
+        refused: list[tuple[int, _Item, BaseException]] = []
+        for position, (item, result) in enumerate(zip(chunk, results)):
             if isinstance(result, BaseException):
-                refused.append((item, result))
+                refused.append((position, item, result))
             elif result is False:
-                kept.append(item)
+                kept.append((position, item))
             else:
                 self._stored(item)
         taken = []
-        for item, exists in zip(kept, self._exist([it.key for it in kept])):  # type: ignore[misc]
+        exist = self._exist([it.key for _, it in kept])  # type: ignore[misc]
+        for (position, item), exists in zip(kept, exist):
             if exists:
                 taken.append(item)
             else:
-                refused.append((item, TyrantCommandError("putkeep")))
+                refused.append((position, item, TyrantCommandError("putkeep")))
         if refused:
-            first, cause = min(refused, key=lambda pair: chunk.index(pair[0]))
+            _, first, cause = min(refused, key=lambda entry: entry[0])
             raise self.error(
                 f"the server refused to store {len(refused)} documents, the first being "
                 f"document {first.index} of the batch ({type(first.doc).__name__}) under the "
@@ -312,8 +313,10 @@ def save_many(storage: StorageAdapter, documents: Iterable[Document],
         if not waiting:
             break
         ready = [it for it in waiting if all(w in batch.stored for w in it.waits)]
-        waiting = [it for it in waiting if it not in ready]
+        waiting = [it for it in waiting if not all(w in batch.stored for w in it.waits)]
         _convert(storage, ready, len(given), kinds)  # now with the keys they reference
+    if waiting:  # pragma: no cover - references form no cycle (checked when collected)
+        raise RuntimeError("save_many: documents wait for references that were not saved")
     return [normalize_key(doc._pk) for doc in given]  # type: ignore[arg-type]
 
 

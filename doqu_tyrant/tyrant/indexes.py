@@ -415,4 +415,5 @@ def learn_results(book: TableIndexes, cmds: list[c.Cmd], results: list[Any]) -> 
         for column, code in risk.setindex:
             book.learn_setindex(_index_name(column), code, not failed)
         if failed and (risk.empty or risk.records):
-            book.forget(_index_name(col) for _, col in risk.empty)
+            book.forget([_index_name(col) for _, col in risk.empty]
+                        + [col for _, _, col in _record_empties(risk)])

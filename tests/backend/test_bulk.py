@@ -258,3 +258,29 @@ def test_a_server_gone_mid_batch_leaves_the_in_flight_documents_unknown(
     err = info.value
     assert err.saved == [] and len(err.unknown) == 300 and err.unsaved == []
     assert all(doc.pk is None for doc in docs)
+
+
+def test_a_refused_record_is_reported_with_what_was_stored(server_factory: ServerFactory) -> None:
+    # The bundled server refuses what a real ttserver aborts on: a client that has
+    # not seen an index created meanwhile by another client.
+    server = server_factory("table")
+    db = StorageAdapter(server.host, server.port, timeout=10)
+    raw = Tyrant(server.host, server.port, timeout=10)
+    try:
+        db.client.indexes.ttl = None
+        db.save_many([thing(0)])
+        assert db.client.index_kinds(["note"]) == {"note": None}
+        raw.setindex("note", "lexical")
+        docs = [thing(i) for i in range(1, 9)]  # notes of 1, 2, 3, 5, 6, 7 are unset
+        with pytest.raises(BulkWriteError, match="refused to store 6 documents, the first "
+                           "being document 0") as info:
+            db.save_many(docs)
+        err = info.value
+        assert err.saved == [docs[3], docs[7]] and err.unknown == []
+        assert err.unsaved == [d for i, d in enumerate(docs) if i not in (3, 7)]
+        assert raw.rnum() == 3 and all(doc.pk is None for doc in err.unsaved)
+        assert len(db.save_many(err.unsaved)) == 6  # the index is known now
+        assert raw.rnum() == 9
+    finally:
+        raw.close()
+        db.disconnect()
