@@ -18,6 +18,12 @@ the per-round ratios) and the client CPU time per operation of each side:
   table (matching half of it) vs ``t.query.filter(...).items()``, and
   ``materialise_slice`` (``q[:]``, one request). Target >= 0.5.
 * ``count``: ``find(...).where(...).count()`` vs ``query.filter(...).count()``.
+* ``save_many``: ``db.save_many`` of ``--bulk`` (10k) new documents vs the raw
+  client's ``putlist`` of the same text records (target >= 0.7), and
+  ``save_many_vs_loop``: the same ``save_many`` vs a loop of ``save()``;
+  ``validate_convert_vs_putlist``: only the validation and conversion that
+  ``save_many`` does before sending anything, vs the whole raw ``putlist``
+  (a bound on what ``save_many`` can reach).
 
 The database is vanished before and after the run: do not point ``--url``
 at data you want to keep.
@@ -110,10 +116,46 @@ def compare(name: str, count: int, rounds: int, doc: Callable[[], None], raw: Ca
     print(json.dumps(line), flush=True)
 
 
-def main(url: str, rounds: int, records: int) -> None:
+def bulk(t: Tyrant, db: StorageAdapter, rounds: int, n: int) -> None:
+    """``save_many`` of ``n`` new documents vs ``putlist`` and vs a loop of ``save()``."""
+    texts = {str(i + 1): record(i) for i in range(n)}
+    batches: list[list[Person]] = []
+
+    def fresh() -> None:
+        t.vanish()
+        batches[:] = [[person(i) for i in range(n)]]  # new, unsaved documents each round
+
+    def save_many() -> None:
+        keys = db.save_many(batches[0])
+        assert len(keys) == n
+
+    def putlist() -> None:
+        t.putlist(texts)
+
+    def save_loop() -> None:
+        for doc in batches[0]:
+            doc.save(db)
+
+    def convert_only() -> None:  # what save_many does before sending anything
+        for doc in batches[0]:
+            doc.validate()
+            db._record(doc._to_storage(db))
+
+    compare("save_many", n, rounds, save_many, putlist, setup=fresh, target=0.7)
+    compare("save_many_vs_loop", n, max(3, rounds // 3), save_many, save_loop, setup=fresh)
+    # For reference: validating and converting alone, vs the whole raw putlist.
+    compare("validate_convert_vs_putlist", n, rounds, convert_only, putlist, setup=fresh)
+
+
+def main(url: str, rounds: int, records: int, bulk_size: int = 10_000,
+         only_bulk: bool = False) -> None:
     t = Tyrant.from_url(url, timeout=60)
     db = StorageAdapter(url=url, timeout=60)
     t.vanish()
+    bulk(t, db, rounds, bulk_size)
+    if only_bulk:
+        t.vanish()
+        return
 
     n = 2000
     documents = [person(i) for i in range(n)]
@@ -215,9 +257,11 @@ if __name__ == "__main__":
     parser.add_argument("--url", help="a Tyrant server to use (its database is emptied)")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--bulk", type=int, default=10_000, help="documents per save_many")
+    parser.add_argument("--only-bulk", action="store_true", help="run only the bulk lines")
     args = parser.parse_args()
     if args.url:
-        main(args.url, args.rounds, args.records)
+        main(args.url, args.rounds, args.records, args.bulk, args.only_bulk)
     else:
         with bundled_server("bench.tct") as url:
-            main(url, args.rounds, args.records)
+            main(url, args.rounds, args.records, args.bulk, args.only_bulk)

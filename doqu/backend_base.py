@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from doqu.converters import ConverterManager, ConverterNotFound
 from doqu.lookups import DEFAULT_OPERATION, Lookup, LookupManager, UnknownLookup
+from doqu.validators import ValidationError
 
 if TYPE_CHECKING:
     from doqu.document import Document
@@ -78,6 +79,21 @@ def _guarded(check: Callable[[Any], None]) -> Callable[[F], F]:
         return guarded  # type: ignore[return-value]
 
     return decorate
+
+
+def in_batch(exc: Exception, index: int, count: int) -> Exception:
+    """``exc`` (raised for one document of a bulk call) again, its message saying
+    which document it is (``.document_index``); the same type and fields."""
+    message = f"document {index} of the {count} given: {exc}"
+    if isinstance(exc, ValidationError):
+        error: Exception = ValidationError(message, exc.errors)
+    else:
+        try:
+            error = type(exc)(message)
+        except TypeError:  # an exception class with other arguments: keep it as is
+            return exc
+    error.document_index = index  # type: ignore[attr-defined]
+    return error
 
 
 def _storage_connected(storage: Any) -> None:
@@ -148,7 +164,9 @@ class BaseStorageAdapter(abc.ABC):
         "get_or_create",
         "find",
         "save",
+        "save_many",
         "delete",
+        "delete_many",
         "clear",
         "sync",
         "__contains__",
@@ -296,6 +314,35 @@ class BaseStorageAdapter(abc.ABC):
         cannot store faithfully with an exception before writing anything.
         """
 
+    def save_many(self, documents: Iterable[Document], keep_keys: bool = False) -> list[str]:
+        """Save ``documents`` (as ``doc.save(self, keep_keys)`` would each) and
+        return their keys in order.
+
+        Every document (and every unsaved document it references) is
+        validated first: if one is invalid, nothing is written. This default
+        saves them one by one; backends that can write in bulk override it.
+        """
+        docs = list(documents)
+        for index, document in enumerate(docs):
+            for doc in [*document._unsaved_references(), document]:
+                try:
+                    doc.validate()
+                except ValidationError as exc:
+                    raise in_batch(exc, index, len(docs)) from exc
+        return [document.save(self, keep_key=keep_keys) for document in docs]
+
+    def delete_many(self, primary_keys: Iterable[str | int]) -> None:
+        """Delete the records under ``primary_keys``; ``KeyError`` naming every key
+        that had none (after the others are deleted)."""
+        missing = []
+        for key in primary_keys:
+            try:
+                self.delete(key)
+            except KeyError:
+                missing.append(key)
+        if missing:
+            raise KeyError(missing[0] if len(missing) == 1 else missing)
+
     @abc.abstractmethod
     def delete(self, primary_key: str | int) -> None:
         """Delete the record under ``primary_key``; ``KeyError`` if there is none."""
@@ -323,7 +370,8 @@ class BaseStorageAdapter(abc.ABC):
 
 # The base's own concrete operations get the same guard as subclass overrides.
 _guard_overrides(
-    BaseStorageAdapter, ("get_many", "get_or_create", "find", "sync"), _storage_connected
+    BaseStorageAdapter, ("get_many", "get_or_create", "find", "sync", "save_many", "delete_many"),
+    _storage_connected,
 )
 
 

@@ -471,7 +471,11 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
 
     def _write(self, storage: BaseStorageAdapter, pk: str | None) -> str:
         record = self._to_storage(storage)
-        key = storage.save(record, primary_key=pk)
+        return self._saved(storage, storage.save(record, primary_key=pk), record)
+
+    def _saved(self, storage: BaseStorageAdapter, key: str | int, record: Mapping[str, Any]) -> str:
+        """Note that ``record`` (from :meth:`_to_storage`) is stored under ``key``
+        (backends that write documents in bulk call this); return the key as text."""
         if type(key) is not str:
             key = normalize_key(key)
         # Plain attribute writes without __setattr__'s dot-notation checks.

@@ -45,6 +45,7 @@ from doqu_tyrant.tyrant import (
     TyrantConnectionError,
     TyrantError,
     TyrantTimeout,
+    TyrantUnsafeWrite,
     parse_url,
 )
 
@@ -651,6 +652,9 @@ def _import(client: Tyrant, args: argparse.Namespace, table: bool, stream: IO[by
         in_flight = None
         try:
             future.result()
+        except TyrantUnsafeWrite as exc:
+            raise CliError(f"lines {first}-{last} were not sent: {exc}; {state.done_text()}",
+                           EXIT_FAILED) from None
         except TyrantCommandError as exc:
             raise CliError(
                 f"the server refused the batch of lines {first}-{last} ({exc}); it may be "

@@ -11,19 +11,24 @@ Python value           stored text
 ``float``              shortest exact digits, positional: ``0.1``, ``1e+20`` →
                        ``100000000000000000000`` (the server reads no exponents)
 ``bool``               ``1`` / ``0``
-``Decimal``            ``str(d)`` as is: ``1.50``, ``1E+2``
+``Decimal``            positional digits keeping the places given: ``1.50``,
+                       ``1E-7`` → ``0.0000001``, ``1E+2`` → ``100`` (reads
+                       back as ``Decimal("100")``); NaN and infinities refused
 ``date``               ``YYYYMMDD`` (zero-padded year)
 ``datetime``           ``YYYYMMDDHHMMSS``; microseconds and time zones refused
                        unless the storage opts in (``truncate_microseconds``,
                        ``utc_datetimes``)
 ``list`` / ``tuple``   items (text) joined by ``", "``; ``[]`` → ``""``
-``None``               ``""`` (the column is still written)
+``None``               ``""`` (the column is still written), :data:`UNSET`;
+                       left out where the column has a lexical/decimal index
 ``bytes``              written unchanged (round-trips columns that are not
                        valid UTF-8)
 =====================  ========================================================
 
 Reading is lenient where the old library was: floats of any precision,
-booleans ``"0"`` → False and anything else → True, lists split on ``", "``.
+Decimals in any form ``Decimal()`` reads (the Python 2 library wrote
+``str(d)``, e.g. ``1E+2``), booleans ``"0"`` → False and anything else →
+True, lists split on ``", "``.
 The doqu core maps a missing column to ``None`` and ``""`` to ``None`` (text
 stays ``""``, lists become ``[]``) before these readers run. A reader raises
 ``ValueError`` for text it cannot read (the document then keeps the raw value
@@ -41,9 +46,11 @@ from doqu.backend_base import ConverterManager
 
 __all__ = [
     "LIST_SEPARATOR",
+    "UNSET",
     "converter_manager",
     "date_to_text",
     "datetime_to_text",
+    "decimal_to_text",
     "float_to_text",
     "list_to_text",
     "number_to_text",
@@ -51,6 +58,9 @@ __all__ = [
 
 #: How list items are joined in one column (and split when read).
 LIST_SEPARATOR = ", "
+#: How far from the decimal point a Decimal's first digit may be
+#: (``Decimal("1E+999999")`` would be written as a million digits).
+MAX_DECIMAL_TEXT = 4096
 
 converter_manager = ConverterManager()
 
@@ -72,6 +82,32 @@ def float_to_text(value: float) -> str:
     return text
 
 
+def decimal_to_text(value: Decimal) -> str:
+    """A finite Decimal as positional digits, keeping every decimal place it has.
+
+    Tokyo Cabinet reads numbers without an exponent (``1E+2`` is 1 to the
+    server), so ``Decimal("1E-7")`` is written ``0.0000001`` and reads back
+    identical (same digits and exponent). A positive exponent has no
+    positional form: ``Decimal("1E+2")`` is written ``100`` and reads back as
+    ``Decimal("100")`` -- equal, with the same value, sign and hash, but
+    exponent 0. NaN and infinities are refused: the server can neither
+    compare nor order them as numbers; so is a Decimal whose first digit is
+    more than :data:`MAX_DECIMAL_TEXT` places from the decimal point.
+    """
+    if value.is_finite() and -MAX_DECIMAL_TEXT < value.adjusted() < MAX_DECIMAL_TEXT:
+        return format(value, "f")
+    if not value.is_finite():
+        raise ValueError(
+            f"cannot store Decimal({str(value)!r}): only finite Decimals are stored (the "
+            "server's numeric conditions and order cannot read NaN or infinity); store None "
+            "for a missing value"
+        )
+    raise ValueError(
+        f"cannot store the Decimal {str(value)[:40]!r}: written without an exponent it would "
+        f"need {abs(value.adjusted())} digits of zeros (at most {MAX_DECIMAL_TEXT})"
+    )
+
+
 def number_to_text(value: Any) -> str:
     """A number as the server's numeric conditions read it (no exponent)."""
     if isinstance(value, bool):
@@ -85,7 +121,7 @@ def number_to_text(value: Any) -> str:
             return "nan"
         if value.is_infinite():
             return "inf" if value > 0 else "-inf"
-        return format(value, "f")
+        return decimal_to_text(value)
     raise TypeError(f"not a number: {value!r}")
 
 
@@ -154,9 +190,25 @@ def list_to_text(value: list[Any] | tuple[Any, ...]) -> str:
     return LIST_SEPARATOR.join(items)
 
 
+class _Unset(str):
+    """The text of an unset field: ``""``, as the Python 2 library wrote it, but
+    told apart from an empty text by identity (see :data:`UNSET`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "''"
+
+
+#: What ``None`` converts to: equal to ``""``, so it is written as an empty column,
+#: but recognisable (``value is UNSET``) so that the backend can leave the column
+#: out where the server cannot index an empty value (a lexical or decimal index).
+UNSET: str = _Unset()
+
+
 @converter_manager.to_db(type(None))
 def _none_to_db(value: None, storage: Any) -> str:
-    return ""
+    return UNSET
 
 
 @converter_manager.to_db(str)
@@ -186,7 +238,7 @@ def _float_to_db(value: float, storage: Any) -> str:
 
 @converter_manager.to_db(Decimal)
 def _decimal_to_db(value: Decimal, storage: Any) -> str:
-    return str(value)
+    return decimal_to_text(value)
 
 
 @converter_manager.to_db(datetime.date)

@@ -153,7 +153,7 @@ def _numeric_text(value: Any, lookup: Lookup) -> str:
         text = number_to_text(value)
     elif isinstance(value, str):
         try:
-            text = format(Decimal(value.strip()), "f")
+            text = number_to_text(Decimal(value.strip()))
         except InvalidOperation:
             raise TypeError(
                 f"{_where(lookup)} compares numerically and needs a number, not {value!r}"

@@ -9,6 +9,12 @@
 One record per document: primary key → text columns, written in the format
 of the Python 2 doqu (:mod:`doqu_tyrant.converters`). Every method is one
 round trip except a save with a generated key (``genuid`` + ``putkeep``).
+
+An unset field is written as an empty column, except where its column has a
+lexical or decimal index: Tokyo Cabinet cannot index an empty value (a real
+ttserver aborts), so such a column is left out and reads back as ``None``
+all the same. The client learns the table's indexes once (one cheap probe,
+see :mod:`doqu_tyrant.tyrant.indexes`).
 A dropped connection raises
 :class:`~doqu_tyrant.tyrant.errors.TyrantConnectionError`; the next call
 reconnects by itself.
@@ -23,15 +29,17 @@ from doqu.backend_base import BaseStorageAdapter
 from doqu.backends import ImproperlyConfigured
 from doqu.document import Document
 from doqu.utils import normalize_key
-from doqu_tyrant.converters import converter_manager
+from doqu_tyrant import bulk
+from doqu_tyrant.converters import UNSET, converter_manager
 from doqu_tyrant.lookups import lookup_manager
 from doqu_tyrant.query import QueryAdapter
 from doqu_tyrant.records import decode_pairs, key_bytes, key_text, parse_serialized
 from doqu_tyrant.tyrant.client import DEFAULT_PORT, Tyrant, parse_url
-from doqu_tyrant.tyrant.errors import TyrantError
+from doqu_tyrant.tyrant.errors import TyrantCommandError, TyrantError
 from doqu_tyrant.tyrant.failover import FailoverTyrant, is_group_url, servers_list, split_url
+from doqu_tyrant.tyrant.indexes import ORDERED, UNKNOWN, TableIndexes
 from doqu_tyrant.tyrant.kinds import describe, is_table
-from doqu_tyrant.tyrant.protocol import MISC_NOULOG
+from doqu_tyrant.tyrant.protocol import MAX_COUNT, MAX_LENGTH, MISC_NOULOG
 
 if TYPE_CHECKING:
     import pyrant
@@ -79,6 +87,66 @@ def _encodable(text: str) -> bool:
     return True
 
 
+_INDEX_SETTINGS = ("lexical", "decimal", "token", "qgram")
+
+
+def _index_settings(indexes: Mapping[str, str] | None) -> dict[str, str]:
+    """The ``indexes`` setting checked: column name → lexical/decimal/token/qgram."""
+    if indexes is None:
+        return {}
+    if not isinstance(indexes, Mapping):
+        raise TypeError(f"indexes must map column names to index kinds, not "
+                        f"{type(indexes).__name__}")
+    out: dict[str, str] = {}
+    for column, kind in indexes.items():
+        if not isinstance(column, str) or not column or "\0" in column:
+            raise ValueError(f"indexes: {column!r} is not a column name")
+        name = kind.lower() if isinstance(kind, str) else kind
+        if name not in _INDEX_SETTINGS:
+            raise ValueError(f"indexes: the kind of {column!r} must be one of "
+                             f"{', '.join(_INDEX_SETTINGS)}, not {kind!r}")
+        out[column] = name
+    return out
+
+
+def _create_indexes(client: Tyrant, indexes: Mapping[str, str]) -> None:
+    """Create the indexes the settings declare and the server lacks (one probe)."""
+    kinds = client.index_kinds(list(indexes))
+    for column, kind in indexes.items():
+        have = kinds[column]
+        if have == kind:
+            continue
+        if have is not None:
+            raise ImproperlyConfigured(
+                f"the settings declare a {kind} index on {column!r}, but the table has a {have} "
+                f"index there; remove it first (client.setindex({column!r}, 'void')) or change "
+                "the setting"
+            )
+        try:
+            client.setindex(column, kind)
+        except ValueError as exc:  # TyrantUnsafeWrite: empty values in that column
+            raise ImproperlyConfigured(
+                f"cannot create the {kind} index on {column!r} the settings declare: {exc}"
+            ) from None
+
+
+def _refused(exc: TyrantCommandError, key: str, record: Mapping[Any, Any]) -> TyrantCommandError:
+    """The server refused to store ``record``: an error that says so, and why it may have."""
+    empty = [name for name, value in record.items() if value == ""]
+    why = ""
+    if empty:
+        why = (
+            f"; it holds empty values in {', '.join(map(repr, empty))}, which the server cannot "
+            "store if such a column has a lexical or decimal index this client has not seen "
+            "(created meanwhile by another client? see Tyrant.forget_indexes)"
+        )
+    return TyrantCommandError(
+        exc.command, exc.code,
+        f"the server refused to store the record {key!r} ({exc.command} failed, code "
+        f"{exc.code}){why}",
+    )
+
+
 class StorageAdapter(BaseStorageAdapter):
     """A connection to one Tyrant table database.
 
@@ -96,6 +164,9 @@ class StorageAdapter(BaseStorageAdapter):
         store datetimes with microseconds by dropping them (else refused).
     ``utc_datetimes`` (False)
         store time-zone aware datetimes converted to UTC (else refused).
+    ``indexes`` (none)
+        ``{"column": "lexical" | "decimal" | "token" | "qgram"}``: indexes the
+        table must have; those missing are created on connect.
     """
 
     converter_manager = converter_manager
@@ -115,6 +186,7 @@ class StorageAdapter(BaseStorageAdapter):
         truncate_microseconds: bool = False,
         utc_datetimes: bool = False,
         servers: Any = None,
+        indexes: Mapping[str, str] | None = None,
     ) -> None:
         options: dict[str, Any] = {}
         self.servers, self.failover_options = _group(url, servers)
@@ -136,6 +208,7 @@ class StorageAdapter(BaseStorageAdapter):
         self.pool_timeout = options.get("pool_timeout", pool_timeout)
         self.truncate_microseconds = bool(truncate_microseconds)
         self.utc_datetimes = bool(utc_datetimes)
+        self.indexes = _index_settings(indexes)
         self._client: Tyrant | None = None
         settings: dict[str, Any] = {"host": self.host, "port": self.port}
         if truncate_microseconds:
@@ -171,6 +244,12 @@ class StorageAdapter(BaseStorageAdapter):
                 f"the Tyrant server at {self.host}:{self.port} holds {describe(kind)}; "
                 "doqu_tyrant needs a table database (a .tct file)"
             )
+        if self.indexes:
+            try:
+                _create_indexes(client, self.indexes)
+            except BaseException:
+                client.close()
+                raise
         self._client = client
 
     def _disconnect(self) -> None:
@@ -259,14 +338,22 @@ class StorageAdapter(BaseStorageAdapter):
                 raise TypeError(f"save() stores a mapping of columns, not {type(data).__name__}")
         record = self._record(data)
         client = self.client
+        if "" in record.values():
+            record = self._indexable(record)
         if primary_key is not None:
             key = primary_key if type(primary_key) is str else normalize_key(primary_key)
-            client.table_put(key_bytes(key), record)
+            try:
+                client.table_put(key_bytes(key), record)
+            except TyrantCommandError as exc:
+                raise _refused(exc, key, record) from None
             return key
         for _ in range(MAX_KEY_ATTEMPTS):
             key = str(client.genuid())
             if client.table_putkeep(key, record):
                 return key
+            if client.vsiz(key) is None:
+                # The key is free: the server refused the record itself.
+                raise _refused(TyrantCommandError("misc putkeep"), key, record)
             # else: a record was saved by hand under that number; take the next one
         raise TyrantError(
             f"no free generated key after {MAX_KEY_ATTEMPTS} attempts: records were saved "
@@ -277,7 +364,8 @@ class StorageAdapter(BaseStorageAdapter):
         """``data`` checked (and converted where needed) so that the put cannot fail."""
         if type(data) is dict and data and "" not in data:
             # The common case, checked in bulk: text names and values, no NUL
-            # inside, encodable (ASCII, or no lone surrogate).
+            # inside, encodable (ASCII, or no lone surrogate), no value over
+            # the server's size limit (a character is at most 4 bytes).
             try:
                 text = "\0".join([*data, *data.values()])
             except TypeError:
@@ -285,11 +373,14 @@ class StorageAdapter(BaseStorageAdapter):
             else:
                 if text.count("\0") == 2 * len(data) - 1 and (
                     text.isascii() or _encodable(text)
-                ):
+                ) and len(text) <= MAX_LENGTH // 4:
                     return data
+        if len(data) > MAX_COUNT // 2 - 1:
+            raise ValueError(f"a record of {len(data)} columns does not fit in one request "
+                             f"(at most {MAX_COUNT // 2 - 1})")
         record: dict[Any, Any] = {}
         for name, value in data.items():
-            if value.__class__ is not str and not isinstance(value, bytes):
+            if value.__class__ is not str and value is not UNSET and not isinstance(value, bytes):
                 value = self.converter_manager.to_db(value, self)
                 if not isinstance(value, (str, bytes)):
                     raise TypeError(f"column {name!r}: a converter returned {value!r}, not text")
@@ -304,8 +395,76 @@ class StorageAdapter(BaseStorageAdapter):
                 )
             if b"\0" in value_b:
                 raise ValueError(f"column {name!r}: the value {value!r} contains a NUL byte")
+            if len(value_b) > MAX_LENGTH or len(name_b) > MAX_LENGTH:
+                raise ValueError(
+                    f"column {name!r}: the {'value' if len(value_b) > MAX_LENGTH else 'name'} "
+                    f"is {max(len(value_b), len(name_b))} bytes; the server accepts at most "
+                    f"{MAX_LENGTH}"
+                )
             record[name] = value
         return record
+
+    def _indexable(self, record: Mapping[Any, Any],
+                   kinds: Mapping[Any, str | None] | None = None) -> Mapping[Any, Any]:
+        """``record`` without the unset fields whose column has a lexical or decimal
+        index (they read back as None all the same); any other empty value in such
+        a column is refused, since Tokyo Cabinet cannot index it (a real ttserver
+        aborts). ``kinds``: index kinds known already (the others are asked)."""
+        empty = [name for name, value in record.items() if value == ""]
+        if kinds is None or not all(name in kinds for name in empty):
+            client = self.client
+            book = getattr(client, "indexes", None)
+            if isinstance(book, TableIndexes):  # what is known already, without a call
+                known = {}
+                for name in empty:
+                    kind = book.kind(name.encode() if name.__class__ is str else name)
+                    if kind is UNKNOWN or kind == "ordered":
+                        break
+                    known[name] = kind
+                else:
+                    if not ORDERED.intersection(known.values()):
+                        return record  # the common case: nothing to leave out
+                    kinds = known
+            if kinds is None or not all(name in kinds for name in empty):
+                index_kinds = getattr(client, "index_kinds", None)
+                if index_kinds is None:  # a client without index knowledge: its checks decide
+                    return record
+                kinds = index_kinds(empty)
+        drop = set()
+        for name in empty:
+            kind = kinds[name]
+            if kind not in ORDERED:
+                continue
+            if record[name] is not UNSET:
+                raise ValueError(
+                    f"field {name!r} holds an empty value ('' or []), and the server has a "
+                    f"{kind} index on that column: Tokyo Cabinet cannot index an empty value (a "
+                    "real ttserver aborts). Store None (the column is then left out) or a "
+                    "non-empty value; nothing was sent"
+                )
+            drop.add(name)
+        if not drop:
+            return record
+        return {name: value for name, value in record.items() if name not in drop}
+
+    def save_many(self, documents: Iterable[Document], keep_keys: bool = False) -> list[str]:
+        """Save many documents in a few round trips; their keys, in order.
+
+        What ``doc.save(db, keep_keys)`` does for each, in bulk
+        (:mod:`doqu_tyrant.bulk`): all documents are validated and converted
+        first (nothing is sent if one fails: the error names its position and
+        field), the generated keys are taken in one pipelined round trip, and
+        the records go out pipelined, never overwriting a record under a
+        generated key. A batch that stops part-way raises
+        :class:`~doqu_tyrant.bulk.BulkWriteError` saying which documents were
+        stored.
+        """
+        return bulk.save_many(self, documents, keep_keys)
+
+    def delete_many(self, primary_keys: Iterable[str | int]) -> None:
+        """Delete many records in one round trip; ``KeyError`` naming the keys that
+        had none (the others are deleted)."""
+        bulk.delete_many(self, primary_keys)
 
     def delete(self, primary_key: str | int) -> None:
         """Delete the record; ``KeyError`` if there is none."""

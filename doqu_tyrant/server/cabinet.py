@@ -161,6 +161,10 @@ _tclistval = _declare("tclistval")
 _tclistpush = _declare("tclistpush")
 _tclistdump = _declare("tclistdump")
 _tclistload = _declare("tclistload")
+# misc "genuid" of a table without building argument and result lists (Cabinet.genuid).
+_tctdbgenuid = _lib.tctdbgenuid
+_tctdbgenuid.restype = ctypes.c_int64
+_tctdbgenuid.argtypes = [_P]
 
 
 def _undeclared(name: str) -> Any:
@@ -794,6 +798,14 @@ class Cabinet:
             if self._table and raw in (b"setindex", b"optimize"):
                 self._discover_indexes()
             return result
+
+    def genuid(self) -> int:
+        """The table's next unique ID, as misc ``genuid`` gives it; -1 if not a table."""
+        with self._lock:
+            adb = self._handle()
+            if not self._table:
+                return -1
+            return int(_tctdbgenuid(_tcadbreveal(adb)))
 
     @staticmethod
     def _misc(adb: ctypes.c_void_p, name: bytes, args: Sequence[bytes]) -> list[bytes] | None:

@@ -230,6 +230,9 @@ class Commands:
 
         def h_misc(r: Request) -> bytes:
             name, _opts, args = r[1]
+            if name == b"genuid" and not args:  # (bulk saves pipeline thousands of these)
+                uid = db.genuid()
+                return REPLY_MISC_FAIL if uid < 0 else reply_list([b"%d" % uid])
             result = db.misc(name, args)
             return REPLY_MISC_FAIL if result is None else reply_list(result)
 

@@ -43,6 +43,7 @@ from .errors import (
     TyrantProtocolError,
     TyrantTimeout,
     TyrantUncertainWriteError,
+    TyrantUnsafeWrite,
 )
 from .failover import FailoverTyrant
 from .pool import ConnectionPool
@@ -92,6 +93,7 @@ __all__ = [
     "TyrantCommandError",
     "TyrantDecodeError",
     "TyrantKindError",
+    "TyrantUnsafeWrite",
     "EINVALID",
     "ENOHOST",
     "EREFUSED",

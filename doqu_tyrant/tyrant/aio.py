@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from typing import Any, TypeVar
 
 from . import commands as c
+from . import indexes as ix
 from . import kinds as k
 from . import protocol as p
 from .client import DEFAULT_PORT, parse_url
@@ -28,6 +29,7 @@ from .errors import (
     TyrantCommandError,
     TyrantConnectError,
     TyrantConnectionError,
+    TyrantError,
     TyrantPoolTimeout,
     TyrantProtocolError,
     TyrantTimeout,
@@ -399,9 +401,66 @@ class AsyncTyrant:
         return await self._wait(conn, conn.send(frame, commands))
 
     async def _run(self, cmd: c.Cmd) -> Any:
+        if cmd.__class__ is not tuple:
+            return await self._run_guarded(cmd)
         frame, command, parse, arg, idempotent = cmd
         replies = await self._request_many(frame, [command], idempotent)
         return parse(replies[0], arg)
+
+    async def _run_guarded(self, cmd: c.Cmd) -> Any:
+        """A write that may be a spec §10 input: checked first, learned from after."""
+        await self._check([cmd])
+        try:
+            result = await self._run(tuple(cmd))  # type: ignore[arg-type]
+        except TyrantError as exc:
+            ix.learn_results(self.indexes, [cmd], [exc])
+            raise
+        ix.learn_results(self.indexes, [cmd], [result])
+        return result
+
+    async def _check(self, cmds: list[c.Cmd]) -> bool:
+        """Refuse (``ValueError``, nothing sent) a spec §10 input among ``cmds``
+        (see ``Tyrant._check``)."""
+        risks = [cmd.risk for cmd in cmds if cmd.__class__ is c.GuardedCmd]  # type: ignore[attr-defined]
+        if not risks:
+            return False
+        book = self.indexes
+        if book.safe(risks):
+            return True
+        flow = ix.check(book, risks)
+        try:
+            questions = next(flow)
+            while True:
+                questions = flow.send(await self._ask(questions))
+        except StopIteration:
+            pass
+        return True
+
+    async def _ask(self, cmds: list[c.Cmd]) -> list[Any]:
+        """Send read-only requests in one round trip; their parsed results."""
+        frame, commands = c.pipeline_frame(cmds)
+        replies = await self._request_many(frame, commands, True)
+        return c.pipeline_results(cmds, replies, False)
+
+    @property
+    def indexes(self) -> ix.TableIndexes:
+        """What this client knows of the table's indexes; see ``Tyrant.indexes``."""
+        book = self.__dict__.get("_indexes")
+        if book is None:
+            book = self.__dict__.setdefault("_indexes", ix.TableIndexes())
+        return book  # type: ignore[no-any-return]
+
+    async def index_kinds(self, columns: Iterable[c.Key]) -> dict[Any, str | None]:
+        """The index kind of each column (see ``Tyrant.index_kinds``), one round trip
+        for the columns not known yet."""
+        given, names, known, unknown = ix.kinds_plan(self.indexes, columns)
+        answers = await self._ask([ix.probe(n) for n in unknown]) if unknown else []
+        return ix.kinds_result(self.indexes, given, names, known, unknown, answers)
+
+    def forget_indexes(self, columns: Iterable[c.Key] | None = None) -> None:
+        """Forget what is known of the indexes of ``columns`` (None: all)."""
+        self.indexes.forget(None if columns is None else [ix.column_name(col)
+                                                          for col in columns])
 
     def _stream_misc(self, name: bytes, args: list[bytes], opts: int) -> AsyncIterator[list]:
         frame = c.misc(name, args, opts)[0]
@@ -657,8 +716,13 @@ class AsyncPipeline(c.PipelineBase):
         cmds = self._take()
         if not cmds:
             return []
+        guarded = await self._client._check(cmds)
         frame, commands = c.pipeline_frame(cmds)
         idempotent = all(cmd[4] for cmd in cmds)
         replies = await self._client._request_many(frame, commands, idempotent)
-        return c.pipeline_results(cmds, replies, raise_on_error)
+        if not guarded:
+            return c.pipeline_results(cmds, replies, raise_on_error)
+        results = c.pipeline_results(cmds, replies, False)
+        ix.learn_results(self._client.indexes, cmds, results)
+        return c.raise_first_error(results) if raise_on_error else results
 

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from . import commands as c
+from . import indexes as ix
 from . import kinds as k
 from . import protocol as p
 from .errors import (
@@ -407,6 +408,8 @@ class Tyrant:
     # -- the one request path -----------------------------------------------
 
     def _run(self, cmd: c.Cmd) -> Any:
+        if cmd.__class__ is not tuple:
+            return self._run_guarded(cmd)
         frame, command, parse, arg, idempotent = cmd
         pool = self._pool
         conn = pool.acquire()
@@ -423,6 +426,65 @@ class Tyrant:
             if pool._waiters:
                 pool.wake()
         return parse(reply, arg)
+
+    def _run_guarded(self, cmd: c.Cmd) -> Any:
+        """A write that may be a spec §10 input: checked first, learned from after."""
+        self._check([cmd])
+        try:
+            result = self._run(tuple(cmd))  # type: ignore[arg-type]
+        except TyrantError as exc:
+            ix.learn_results(self.indexes, [cmd], [exc])
+            raise
+        ix.learn_results(self.indexes, [cmd], [result])
+        return result
+
+    def _check(self, cmds: list[c.Cmd]) -> bool:
+        """Refuse (``ValueError``, nothing sent) a spec §10 input among ``cmds``,
+        asking the server about its indexes first when needed. Whether any of
+        ``cmds`` needed checking."""
+        risks = [cmd.risk for cmd in cmds if cmd.__class__ is c.GuardedCmd]  # type: ignore[attr-defined]
+        if not risks:
+            return False
+        book = self.indexes
+        if book.safe(risks):
+            return True
+        flow = ix.check(book, risks)
+        try:
+            questions = next(flow)
+            while True:
+                questions = flow.send(self._ask(questions))
+        except StopIteration:
+            pass
+        return True
+
+    def _ask(self, cmds: list[c.Cmd]) -> list[Any]:
+        """Send read-only requests in one round trip; their parsed results."""
+        pipeline = Pipeline(self)
+        pipeline._cmds = list(cmds)
+        return pipeline.execute(raise_on_error=False)
+
+    @property
+    def indexes(self) -> ix.TableIndexes:
+        """What this client knows of the table's indexes (shared by its pool); see
+        :mod:`~doqu_tyrant.tyrant.indexes`."""
+        book = self.__dict__.get("_indexes")
+        if book is None:
+            book = self.__dict__.setdefault("_indexes", ix.TableIndexes())
+        return book  # type: ignore[no-any-return]
+
+    def index_kinds(self, columns: Iterable[c.Key]) -> dict[Any, str | None]:
+        """The index of each column: ``"lexical"``, ``"decimal"``, ``"token"``,
+        ``"qgram"`` or None, from what the client knows, asking the server about
+        the rest in one round trip (a probe that reads no record)."""
+        given, names, known, unknown = ix.kinds_plan(self.indexes, columns)
+        answers = self._ask([ix.probe(n) for n in unknown]) if unknown else []
+        return ix.kinds_result(self.indexes, given, names, known, unknown, answers)
+
+    def forget_indexes(self, columns: Iterable[c.Key] | None = None) -> None:
+        """Forget what is known of the indexes of ``columns`` (None: all), e.g. after
+        another client changed them; they are probed again when it matters."""
+        self.indexes.forget(None if columns is None else [ix.column_name(col)
+                                                          for col in columns])
 
     def _stream_misc(self, name: bytes, args: list[bytes], opts: int) -> Iterator[list]:
         """A MISC call whose reply list is yielded chunk by chunk."""
@@ -480,7 +542,10 @@ class Tyrant:
 
     def putnr(self, key: c.Key, value: c.Key) -> None:
         """Store without waiting for (or getting) an answer."""
-        frame = c.putnr(key, value)[0]
+        cmd = c.putnr(key, value)
+        if cmd.__class__ is not tuple:
+            self._check([cmd])
+        frame = cmd[0]
         conn = self._pool.acquire()
         try:
             conn.request(frame, p.PUTNR)
@@ -746,6 +811,7 @@ class Pipeline(c.PipelineBase):
         cmds = self._take()
         if not cmds:
             return []
+        guarded = self._client._check(cmds)
         frame, commands = c.pipeline_frame(cmds)
         pool = self._client._pool
         conn = pool.acquire()
@@ -761,5 +827,9 @@ class Pipeline(c.PipelineBase):
                 replies = conn.request_many(frame, commands)
         finally:
             pool.release(conn)
-        return c.pipeline_results(cmds, replies, raise_on_error)
+        if not guarded:
+            return c.pipeline_results(cmds, replies, raise_on_error)
+        results = c.pipeline_results(cmds, replies, False)
+        ix.learn_results(self._client.indexes, cmds, results)
+        return c.raise_first_error(results) if raise_on_error else results
 

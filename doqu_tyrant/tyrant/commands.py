@@ -11,6 +11,13 @@ exactly once. A builder validates its arguments (raising ``TypeError`` /
 The I/O shells send ``frame``, feed the reply to ``parser(reply, arg)`` and
 return what it returns. ``idempotent`` marks reads that may be retried on a
 fresh connection. No I/O happens in this module.
+
+A write that a real ttserver may abort on (spec §10: an empty value in a
+column with a lexical or decimal index, and a few other inputs) is returned
+as a :class:`GuardedCmd`: the same five fields plus a :class:`Risk` that the
+client checks against its knowledge of the table's indexes
+(:mod:`.indexes`) before sending anything. Inputs that abort whatever the
+database holds are refused here at once.
 """
 
 from __future__ import annotations
@@ -21,6 +28,23 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from . import protocol as p
 from .errors import EKEEP, EMISC, ENOREC, TyrantCommandError, TyrantDecodeError, TyrantError
+from .risks import INDEX_DECIMAL as INDEX_DECIMAL
+from .risks import (
+    INDEX_KEEP,
+    INDEX_KINDS,
+    INDEX_OPTIMIZE,
+    INDEX_VOID,
+    PUTSHL_ON_TABLE,
+    Risk,
+    empty_columns,
+    guarded,
+    maybe_empty,
+    misc_risk,
+)
+from .risks import INDEX_LEXICAL as INDEX_LEXICAL
+from .risks import INDEX_QGRAM as INDEX_QGRAM
+from .risks import INDEX_TOKEN as INDEX_TOKEN
+from .risks import GuardedCmd as GuardedCmd
 
 Key: TypeAlias = "str | bytes | bytearray | memoryview"
 Record: TypeAlias = (
@@ -32,24 +56,6 @@ Cmd: TypeAlias = "tuple[bytes, int, Parser, Any, bool]"
 INT32_MAX = (1 << 31) - 1
 INT32_MIN = -(1 << 31)
 HINT_PREFIX = b"\0\0[[HINT]]\n"
-
-# Index kinds of ``setindex`` (spec §6.5.5).
-INDEX_LEXICAL = 0
-INDEX_DECIMAL = 1
-INDEX_TOKEN = 2
-INDEX_QGRAM = 3
-INDEX_OPTIMIZE = 9998
-INDEX_VOID = 9999
-INDEX_KEEP = 1 << 24
-
-INDEX_KINDS: dict[str, int] = {
-    "lexical": INDEX_LEXICAL, "lex": INDEX_LEXICAL, "str": INDEX_LEXICAL,
-    "decimal": INDEX_DECIMAL, "dec": INDEX_DECIMAL, "num": INDEX_DECIMAL,
-    "token": INDEX_TOKEN, "tok": INDEX_TOKEN,
-    "qgram": INDEX_QGRAM, "qgr": INDEX_QGRAM, "fts": INDEX_QGRAM,
-    "optimize": INDEX_OPTIMIZE, "opt": INDEX_OPTIMIZE,
-    "void": INDEX_VOID, "null": INDEX_VOID, "drop": INDEX_VOID,
-}
 
 # MISC functions that only read: safe to retry on a fresh connection.
 READ_ONLY_MISC = frozenset({b"get", b"getlist", b"getpart", b"regex", b"range", b"error"})
@@ -422,23 +428,33 @@ def _table_status(reply: p.Reply, name: str) -> None:
 # ---------------------------------------------------------------------------
 # Builders: one per command. Each returns a Cmd.
 
+
+def _binary_write(cmd: Cmd, name: str, key: bytes, value: bytes) -> Cmd:
+    """A key-value write; on a table database its value is a record to check."""
+    if maybe_empty(value):
+        return guarded(cmd, Risk(name, records=((key, value),)))
+    return cmd
+
+
 _enc_put = p.encode_put
 _enc_key = p.encode_key
 
 
 def put(key: Key, value: Key) -> Cmd:
-    return (_enc_put(key_bytes(key), key_bytes(value, "value"), p.PUT), p.PUT, _status, "put",
-            False)
+    k, v = key_bytes(key), key_bytes(value, "value")
+    return _binary_write((_enc_put(k, v, p.PUT), p.PUT, _status, "put", False), "put", k, v)
 
 
 def putkeep(key: Key, value: Key) -> Cmd:
-    return (_enc_put(key_bytes(key), key_bytes(value, "value"), p.PUTKEEP), p.PUTKEEP, _flag,
-            "putkeep", False)
+    k, v = key_bytes(key), key_bytes(value, "value")
+    cmd = (_enc_put(k, v, p.PUTKEEP), p.PUTKEEP, _flag, "putkeep", False)
+    return _binary_write(cmd, "putkeep", k, v)
 
 
 def putcat(key: Key, value: Key) -> Cmd:
-    return (_enc_put(key_bytes(key), key_bytes(value, "value"), p.PUTCAT), p.PUTCAT, _status,
-            "putcat", False)
+    k, v = key_bytes(key), key_bytes(value, "value")
+    cmd = (_enc_put(k, v, p.PUTCAT), p.PUTCAT, _status, "putcat", False)
+    return _binary_write(cmd, "putcat", k, v)
 
 
 def putshl(key: Key, value: Key, width: int) -> Cmd:
@@ -448,12 +464,14 @@ def putshl(key: Key, value: Key, width: int) -> Cmd:
         # ttserver aborts on PUTSHL with an empty key to a table (spec §10).
         raise ValueError("key of putshl must not be empty")
     frame = p.encode_putshl(k, key_bytes(value, "value"), w)
-    return (frame, p.PUTSHL, _status, "putshl", False)
+    return guarded((frame, p.PUTSHL, _status, "putshl", False),
+                   Risk("putshl", table=PUTSHL_ON_TABLE))
 
 
 def putnr(key: Key, value: Key) -> Cmd:
-    return (_enc_put(key_bytes(key), key_bytes(value, "value"), p.PUTNR), p.PUTNR, _status,
-            "putnr", False)
+    k, v = key_bytes(key), key_bytes(value, "value")
+    return _binary_write((_enc_put(k, v, p.PUTNR), p.PUTNR, _status, "putnr", False), "putnr",
+                         k, v)
 
 
 def out(key: Key) -> Cmd:
@@ -568,7 +586,9 @@ def misc(name: Key, args: Iterable[Key] = (), opts: int = 0) -> Cmd:
         read = not any(a.split(b"\0", 1)[0] in (b"out", b"remove") for a in args_b)
     else:
         read = name_b in READ_ONLY_MISC
-    return (p.encode_misc(name_b, args_b, o), p.MISC, _misc, name_b, read)
+    cmd = (p.encode_misc(name_b, args_b, o), p.MISC, _misc, name_b, read)
+    risk = misc_risk(name_b, args_b)
+    return cmd if risk is None else guarded(cmd, risk)
 
 
 def mput(items: Mapping[Any, Key] | Iterable[tuple[Any, Key]]) -> Cmd:
@@ -584,7 +604,9 @@ def mput(items: Mapping[Any, Key] | Iterable[tuple[Any, Key]]) -> Cmd:
     if len(args) > p.MAX_COUNT:
         raise ValueError(f"items has {len(args) // 2} entries; at most {p.MAX_COUNT // 2} fit "
                          "in one request")
-    return (p.encode_misc(b"putlist", args, 0), p.MISC, _table_status, "misc putlist", False)
+    cmd = (p.encode_misc(b"putlist", args, 0), p.MISC, _table_status, "misc putlist", False)
+    risk = misc_risk(b"putlist", args)  # (on a table, the values are records)
+    return cmd if risk is None else guarded(cmd, risk)
 
 
 def mout(keys: Iterable[Key]) -> Cmd:
@@ -596,22 +618,28 @@ def mout(keys: Iterable[Key]) -> Cmd:
 # Table layer -----------------------------------------------------------------
 
 
-def table_put(pk: Key, record: Record) -> Cmd:
+_TABLE_WRITES = {b"put": "table_put", b"putkeep": "table_putkeep", b"putcat": "table_putcat"}
+
+
+def _table_write(name: bytes, pk: Key, record: Record, parse: Parser, arg: Any) -> Cmd:
     pkb = pk_bytes(pk)
-    frame = p.encode_misc(b"put", [pkb, *record_args(record, pkb)], 0)
-    return (frame, p.MISC, _table_status, "misc put", False)
+    args = record_args(record, pkb)
+    cmd = (p.encode_misc(name, [pkb, *args], 0), p.MISC, parse, arg, False)
+    if b"" in args:  # an empty value (names are never empty)
+        return guarded(cmd, Risk(_TABLE_WRITES[name], empty_columns(pkb, args)))
+    return cmd
+
+
+def table_put(pk: Key, record: Record) -> Cmd:
+    return _table_write(b"put", pk, record, _table_status, "misc put")
 
 
 def table_putkeep(pk: Key, record: Record) -> Cmd:
-    pkb = pk_bytes(pk)
-    frame = p.encode_misc(b"putkeep", [pkb, *record_args(record, pkb)], 0)
-    return (frame, p.MISC, _table_flag, None, False)
+    return _table_write(b"putkeep", pk, record, _table_flag, None)
 
 
 def table_putcat(pk: Key, record: Record) -> Cmd:
-    pkb = pk_bytes(pk)
-    frame = p.encode_misc(b"putcat", [pkb, *record_args(record, pkb)], 0)
-    return (frame, p.MISC, _table_status, "misc putcat", False)
+    return _table_write(b"putcat", pk, record, _table_status, "misc putcat")
 
 
 def table_out(pk: Key) -> Cmd:
@@ -632,14 +660,19 @@ def getlist(pks: Iterable[Key], *, raw: bool = False) -> Cmd:
 
 def putlist(records: Mapping[Any, Record] | Iterable[tuple[Any, Record]]) -> Cmd:
     args: list[bytes] = []
+    empty: list[tuple[bytes, bytes]] = []
     for pk, record in pairs_arg(records, "records"):
         pkb = pk_bytes(pk, "primary key in records")
+        data = serialize_record(record, pkb)
         args.append(pkb)
-        args.append(serialize_record(record, pkb))
+        args.append(data)
+        if data and (b"\0\0" in data or data[-1] == 0):
+            empty.extend(empty_columns(pkb, data.split(b"\0")))
     if len(args) > p.MAX_COUNT:
         raise ValueError(f"records has {len(args) // 2} entries; at most {p.MAX_COUNT // 2} fit "
                          "in one request")
-    return (p.encode_misc(b"putlist", args, 0), p.MISC, _table_status, "misc putlist", False)
+    cmd = (p.encode_misc(b"putlist", args, 0), p.MISC, _table_status, "misc putlist", False)
+    return guarded(cmd, Risk("putlist", empty=tuple(empty))) if empty else cmd
 
 
 def outlist(pks: Iterable[Key]) -> Cmd:
@@ -668,11 +701,15 @@ def setindex(column: Key, kind: int | str, *, keep: bool = False) -> Cmd:
         raise ValueError(f"column {name!r} contains a NUL byte")
     code = index_kind(kind) | (INDEX_KEEP if keep else 0)
     frame = p.encode_misc(b"setindex", [name, b"%d" % code], 0)
-    return (frame, p.MISC, _setindex, keep, False)
+    return guarded((frame, p.MISC, _setindex, keep, False),
+                   Risk("setindex", setindex=((name, code),)))
+
+
+_GENUID: Cmd = (p.encode_misc(b"genuid", [], 0), p.MISC, _genuid, None, False)
 
 
 def genuid() -> Cmd:
-    return (p.encode_misc(b"genuid", [], 0), p.MISC, _genuid, None, False)
+    return _GENUID
 
 
 #: Builders by method name, aliases included (used by the pipelines).
@@ -718,6 +755,14 @@ def pipeline_results(cmds: list[Cmd], replies: list[p.Reply], raise_on_error: bo
                 first_error = exc
     if raise_on_error and first_error is not None:
         raise first_error
+    return results
+
+
+def raise_first_error(results: list[Any]) -> list[Any]:
+    """``results``, unless one is a :class:`TyrantError`: then the first is raised."""
+    for result in results:
+        if isinstance(result, TyrantError):
+            raise result
     return results
 
 

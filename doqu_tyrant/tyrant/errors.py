@@ -13,6 +13,7 @@ __all__ = [
     "TyrantDecodeError",
     "TyrantPoolTimeout",
     "TyrantKindError",
+    "TyrantUnsafeWrite",
     "EINVALID",
     "ENOHOST",
     "EREFUSED",
@@ -129,3 +130,8 @@ class TyrantKindError(TyrantError, TypeError):
     def __init__(self, message: str, kind: str) -> None:
         self.kind = kind
         super().__init__(message)
+
+
+class TyrantUnsafeWrite(TyrantError, ValueError):
+    """A write refused before anything was sent: a real ttserver aborts on it (spec
+    §10), e.g. an empty value in a column with a lexical or decimal index."""

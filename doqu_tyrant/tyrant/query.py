@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import commands as c
 from . import protocol as p
 from .errors import TyrantCommandError
+from .indexes import note_hint
 from .kinds import require_table
 
 if TYPE_CHECKING:
@@ -695,8 +696,9 @@ class Evaluation:
         return self
 
 
-def _elements_without_hint(chunks: Iterable[list[bytes]]) -> Iterator[bytes]:
-    """Elements of a streamed search reply, minus the trailing hint element."""
+def _elements_without_hint(chunks: Iterable[list[bytes]], client: object = None) -> Iterator[bytes]:
+    """Elements of a streamed search reply, minus the trailing hint element
+    (which ``client`` learns from)."""
     held: bytes | None = None
     for chunk in chunks:
         for element in chunk:
@@ -705,6 +707,8 @@ def _elements_without_hint(chunks: Iterable[list[bytes]]) -> Iterator[bytes]:
             held = element
     if held is not None and not held.startswith(c.HINT_PREFIX):
         yield held
+    elif held is not None:
+        note_hint(client, held[len(c.HINT_PREFIX):])
 
 
 _Item = tuple[Any, dict]
@@ -739,13 +743,15 @@ class Query(BaseQuery):
             self._client._require_table("a query")  # the clearer error on a key-value database
             raise
         hint = c.strip_hint(items)
+        note_hint(self._client, hint)
         return items, hint
 
     def _stream(self, action: str) -> Iterator[bytes]:
         name, opts, args = self.build(action)
         self._check_kind()
         try:
-            yield from _elements_without_hint(self._client._stream_misc(name, args, opts))
+            yield from _elements_without_hint(self._client._stream_misc(name, args, opts),
+                                              self._client)
         except TyrantCommandError:
             self._client._require_table("a query")
             raise
@@ -882,6 +888,7 @@ class AsyncQuery(BaseQuery):
             await self._client._require_table("a query")
             raise
         hint = c.strip_hint(items)
+        note_hint(self._client, hint)
         return items, hint
 
     async def _stream(self, action: str) -> AsyncGenerator[bytes, None]:
@@ -899,6 +906,8 @@ class AsyncQuery(BaseQuery):
             raise
         if held is not None and not held.startswith(c.HINT_PREFIX):
             yield held
+        elif held is not None:
+            note_hint(self._client, held[len(c.HINT_PREFIX):])
 
     async def iter_keys(self, *, raw: bool = False) -> AsyncGenerator[Any, None]:
         decode = c.decode_key

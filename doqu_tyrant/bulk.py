@@ -1,0 +1,340 @@
+"""Bulk documents: thousands saved or deleted in a few round trips.
+
+``db.save_many(docs)`` (:meth:`StorageAdapter.save_many
+<doqu_tyrant.storage.StorageAdapter.save_many>`) does what ``doc.save(db)``
+does for each document, in bulk:
+
+1. every document -- and every unsaved document one of them references --
+   is validated and converted to its record first, through the same code
+   as :meth:`~doqu_tyrant.storage.StorageAdapter.save` (storage format,
+   unset fields in lexical/decimal columns left out, sizes, NUL bytes). If
+   one fails, nothing is sent, and the error says which document (its
+   position in the list) and which field;
+2. the generated keys for all new documents come from the table's counter
+   (``genuid``), all asked in one pipelined round trip;
+3. the records go out pipelined, a few MiB per round trip: ``putkeep`` under
+   a generated key, so that -- as with ``save()`` -- a record that someone
+   saved by hand under that number is never overwritten (such a document
+   takes the next number: the key is checked with VSIZ, and a free key
+   whose write was refused is reported as refused, not retried), ``put``
+   under a key the document already has;
+4. each stored document gets its ``pk``; the keys are returned in order.
+
+A document referencing another unsaved one of the batch is written once
+that one's key is known (one more round trip per level of such references).
+
+If the batch stops part-way (the server refuses a record, the connection
+breaks), :class:`BulkWriteError` says which documents were stored (they
+have their ``pk``), which were not, and which may or may not have been (a
+broken connection: the client asks the server afterwards and only keeps
+those it could not find out about as ``unknown``).
+
+Only the client's public methods are used (``pipeline``, ``getlist``,
+``index_kinds``), so the same code serves any client with the Tyrant API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from doqu.backend_base import in_batch
+from doqu.document import Document
+from doqu.utils import normalize_key
+from doqu_tyrant.records import key_bytes
+from doqu_tyrant.tyrant import commands as c
+from doqu_tyrant.tyrant import protocol as p
+from doqu_tyrant.tyrant.errors import TyrantCommandError, TyrantConnectionError, TyrantError
+
+if TYPE_CHECKING:
+    from doqu_tyrant.storage import StorageAdapter
+
+__all__ = ["BulkWriteError", "BulkWriteConnectionError", "save_many", "delete_many",
+           "CHUNK_BYTES", "CHUNK_COUNT"]
+
+#: Bytes of records sent per round trip (a pipeline of puts).
+CHUNK_BYTES = 8 << 20
+#: Requests sent per round trip.
+CHUNK_COUNT = 50_000
+#: How many times a document whose generated key was taken by hand takes another.
+MAX_KEY_ATTEMPTS = 1000
+
+
+class BulkWriteError(TyrantError):
+    """A bulk save that stopped part-way.
+
+    ``saved``: the documents stored (each has its ``pk``); ``unsaved``: those
+    not stored; ``unknown``: those whose write was on its way when the
+    connection broke and whose fate could not be asked afterwards. The
+    cause is chained (``__cause__``).
+    """
+
+    def __init__(self, message: str, saved: list[Document], unsaved: list[Document],
+                 unknown: list[Document]) -> None:
+        super().__init__(message)
+        self.saved = saved
+        self.unsaved = unsaved
+        self.unknown = unknown
+
+
+class BulkWriteConnectionError(BulkWriteError, TyrantConnectionError):
+    """A :class:`BulkWriteError` because the connection broke (also a ``ConnectionError``)."""
+
+
+class _Item:
+    """One document of the batch on its way to the server."""
+
+    __slots__ = ("doc", "index", "key", "generated", "record", "data", "waits")
+
+    def __init__(self, doc: Document, index: int, key: str | None) -> None:
+        self.doc = doc
+        self.index = index  # position (in the list given) of the document it was found by
+        self.key = key
+        self.generated = key is None
+        self.record: Any = None
+        self.data = b""
+        self.waits: list[int] = []  # ids of unsaved documents of the batch it references
+
+
+def _items(storage: StorageAdapter, given: list[Any], keep_keys: bool) -> list[_Item]:
+    """The documents and the unsaved ones they reference, dependencies first, validated."""
+    items: list[_Item] = []
+    seen: set[int] = set()
+    for index, document in enumerate(given):
+        if not isinstance(document, Document):
+            raise TypeError(f"save_many() saves Documents; item {index} is "
+                            f"{type(document).__name__} {document!r}")
+        try:
+            refs = document._unsaved_references()
+        except ValueError as exc:
+            raise in_batch(exc, index, len(given)) from None
+        family = [*refs, document] if refs else (document,)
+        for doc in family:
+            if id(doc) in seen:
+                continue
+            seen.add(id(doc))
+            try:
+                doc.validate()
+            except ValueError as exc:
+                raise in_batch(exc, index, len(given)) from None
+            same = doc._storage is None or doc._storage is storage
+            item = _Item(doc, index, doc._pk if same or keep_keys else None)
+            if len(family) > 1:  # unsaved documents are referenced: their keys come first
+                item.waits = [id(v) for v in doc._data.values()
+                              if isinstance(v, Document) and v._pk is None]
+            items.append(item)
+    return items
+
+
+def _convert(storage: StorageAdapter, items: Sequence[_Item], count: int,
+             kinds: dict[Any, Any] | None) -> dict[Any, Any]:
+    """Records of ``items``, checked and serialised (nothing is sent but index probes)."""
+    sparse: list[_Item] = []  # the records with empty values
+    serialize = c.serialize_record
+    for item in items:
+        try:
+            item.record = record = storage._record(item.doc._to_storage(storage))
+            if "" in record.values():
+                sparse.append(item)
+            else:
+                item.data = serialize(record, b"")
+        except (ValueError, TypeError) as exc:
+            raise in_batch(exc, item.index, count) from None
+    if not sparse:
+        return kinds or {}
+    if kinds is None:
+        empty = {name for item in sparse for name, value in item.record.items() if value == ""}
+        index_kinds = getattr(storage.client, "index_kinds", None)
+        kinds = index_kinds(sorted(empty, key=str)) if index_kinds else {}
+    for item in sparse:
+        try:
+            item.record = storage._indexable(item.record, kinds)
+            item.data = serialize(item.record, b"")
+        except (ValueError, TypeError) as exc:
+            raise in_batch(exc, item.index, count) from None
+    return kinds
+
+
+def _chunks(items: Sequence[_Item]) -> Iterator[Sequence[_Item]]:
+    start = size = 0
+    for i, item in enumerate(items):
+        size += len(item.data) + len(item.key or "") + 16
+        if i > start and (size > CHUNK_BYTES or i - start >= CHUNK_COUNT):
+            yield items[start:i]
+            start, size = i, len(item.data) + 16
+    if start < len(items):
+        yield items[start:]
+
+
+class _Batch:
+    """The state of one ``save_many`` call."""
+
+    def __init__(self, storage: StorageAdapter, items: list[_Item]) -> None:
+        self.storage = storage
+        self.client = storage.client
+        self.items = items
+        self.stored: set[int] = set()
+        self.unknown: list[Document] = []
+
+    def error(self, message: str, cause: BaseException) -> BulkWriteError:
+        saved = [it.doc for it in self.items if id(it.doc) in self.stored]
+        unknown = self.unknown
+        unsure = {id(doc) for doc in unknown}
+        unsaved = [it.doc for it in self.items
+                   if id(it.doc) not in self.stored and id(it.doc) not in unsure]
+        cls = BulkWriteConnectionError if isinstance(cause, TyrantConnectionError) \
+            else BulkWriteError
+        text = (f"{message}; {len(saved)} of {len(self.items)} documents were stored (see "
+                f".saved), {len(unsaved)} were not (.unsaved)")
+        if unknown:
+            text += f", {len(unknown)} may or may not have been (.unknown)"
+        err = cls(text, saved, unsaved, unknown)
+        err.__cause__ = cause
+        return err
+
+    def keys(self, count: int) -> list[str]:
+        """``count`` new keys from the table's counter, pipelined."""
+        keys: list[str] = []
+        try:
+            while len(keys) < count:
+                pipeline = self.client.pipeline()
+                for _ in range(min(count - len(keys), CHUNK_COUNT)):
+                    pipeline.genuid()
+                keys.extend(str(n) for n in pipeline.execute())
+        except TyrantError as exc:
+            raise self.error("taking generated keys failed before any of them was "
+                             f"written ({exc})", exc) from exc
+        return keys
+
+    def write(self, wave: list[_Item]) -> None:
+        """Store ``wave`` (its generated keys taken here); raise if something is refused."""
+        todo = wave
+        for _ in range(MAX_KEY_ATTEMPTS):
+            new = [it for it in todo if it.generated]
+            for item, key in zip(new, self.keys(len(new))):
+                item.key = key
+            taken: list[_Item] = []
+            for chunk in _chunks(todo):
+                taken += self._send(chunk)
+            if not taken:
+                return
+            todo = taken
+        raise self.error(f"no free generated key after {MAX_KEY_ATTEMPTS} attempts for "
+                         f"{len(todo)} documents: records were saved by hand under the next "
+                         "numbers", TyrantError("no free generated key"))
+
+    def _send(self, chunk: Sequence[_Item]) -> list[_Item]:
+        """One round trip of puts; the items whose generated key proved taken."""
+        pipeline = self.client.pipeline()
+        for item in chunk:
+            if item.generated:
+                pipeline.putkeep(item.key, item.data)
+            else:
+                pipeline.put(item.key, item.data)
+        try:
+            results = pipeline.execute(raise_on_error=False)
+        except TyrantConnectionError as exc:
+            self._settle_unknown(chunk)
+            raise self.error(f"the connection broke while documents were on their way ({exc})",
+                             exc) from exc
+        kept: list[tuple[int, _Item]] = []  # putkeep said no: the key is taken, or refused
+        refused: list[tuple[int, _Item, BaseException]] = []
+        for position, (item, result) in enumerate(zip(chunk, results)):
+            if isinstance(result, BaseException):
+                refused.append((position, item, result))
+            elif result is False:
+                kept.append((position, item))
+            else:
+                self._stored(item)
+        taken = []
+        exist = self._exist([it.key for _, it in kept])  # type: ignore[misc]
+        for (position, item), exists in zip(kept, exist):
+            if exists:
+                taken.append(item)
+            else:
+                refused.append((position, item, TyrantCommandError("putkeep")))
+        if refused:
+            _, first, cause = min(refused, key=lambda entry: entry[0])
+            raise self.error(
+                f"the server refused to store {len(refused)} documents, the first being "
+                f"document {first.index} of the batch ({type(first.doc).__name__}) under the "
+                f"key {first.key!r}", cause)
+        return taken
+
+    def _exist(self, keys: list[str]) -> list[bool]:
+        if not keys:
+            return []
+        pipeline = self.client.pipeline()
+        for key in keys:
+            pipeline.vsiz(key)
+        try:
+            return [size is not None for size in pipeline.execute()]
+        except TyrantError as exc:
+            raise self.error(f"checking refused keys failed ({exc})", exc) from exc
+
+    def _stored(self, item: _Item) -> None:
+        item.doc._saved(self.storage, item.key, item.record)  # type: ignore[arg-type]
+        self.stored.add(id(item.doc))
+
+    def _settle_unknown(self, chunk: Sequence[_Item]) -> None:
+        """After a broken connection: ask which records of ``chunk`` are stored."""
+        try:
+            found = self.client.getlist([key_bytes(it.key) for it in chunk], raw=True)
+        except TyrantError:
+            self.unknown.extend(it.doc for it in chunk)
+            return
+        for item in chunk:
+            if found.get(key_bytes(item.key)) == p.unpack_record(item.data):
+                self._stored(item)
+
+
+def save_many(storage: StorageAdapter, documents: Iterable[Document],
+              keep_keys: bool = False) -> list[str]:
+    """See :meth:`StorageAdapter.save_many <doqu_tyrant.storage.StorageAdapter.save_many>`."""
+    if isinstance(documents, (Document, str, bytes)) or not isinstance(documents, Iterable):
+        raise TypeError(f"save_many() takes an iterable of Documents, not "
+                        f"{type(documents).__name__}")
+    given = list(documents)
+    if not given:
+        return []
+    items = _items(storage, given, keep_keys)
+    for item in items:  # bad keys are refused before anything is sent
+        if item.key is not None:
+            try:
+                key_bytes(item.key)
+            except (ValueError, TypeError) as exc:
+                raise in_batch(exc, item.index, len(given)) from None
+    ready = [it for it in items if not it.waits]
+    kinds = _convert(storage, items, len(given), None)  # also checks the waiting ones
+    batch = _Batch(storage, items)
+    waiting = [it for it in items if it.waits]
+    while ready:
+        batch.write(ready)
+        if not waiting:
+            break
+        ready = [it for it in waiting if all(w in batch.stored for w in it.waits)]
+        waiting = [it for it in waiting if not all(w in batch.stored for w in it.waits)]
+        _convert(storage, ready, len(given), kinds)  # now with the keys they reference
+    if waiting:  # pragma: no cover - references form no cycle (checked when collected)
+        raise RuntimeError("save_many: documents wait for references that were not saved")
+    return [normalize_key(doc._pk) for doc in given]  # type: ignore[arg-type]
+
+
+def delete_many(storage: StorageAdapter, primary_keys: Iterable[str | int]) -> None:
+    """See :meth:`StorageAdapter.delete_many <doqu_tyrant.storage.StorageAdapter.delete_many>`."""
+    if isinstance(primary_keys, (str, bytes)) or not isinstance(primary_keys, Iterable):
+        raise TypeError(f"delete_many() takes an iterable of keys, not "
+                        f"{type(primary_keys).__name__}")
+    given = list(primary_keys)
+    keys = list(dict.fromkeys(key_bytes(k) for k in given))
+    gone: set[bytes] = set()
+    client = storage.client
+    for start in range(0, len(keys), CHUNK_COUNT):
+        chunk = keys[start:start + CHUNK_COUNT]
+        pipeline = client.pipeline()
+        for key in chunk:
+            pipeline.out(key)
+        gone.update(key for key, ok in zip(chunk, pipeline.execute()) if ok)
+    missing = [k for k in dict.fromkeys(given) if key_bytes(k) not in gone]
+    if missing:
+        raise KeyError(missing[0] if len(missing) == 1 else missing)

@@ -1,0 +1,144 @@
+"""What makes a request one that aborts a real ttserver (spec §10), as data.
+
+The builders of :mod:`.commands` attach a :class:`Risk` to every write that
+may be such a request (a :class:`GuardedCmd`); the clients check it
+against their knowledge of the table's indexes (:mod:`.indexes`) before
+sending. Inputs that abort whatever the database holds (MISC ``iterinit``
+with an empty key) are refused here at once. No I/O happens in this module.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+from .errors import TyrantUnsafeWrite
+
+if TYPE_CHECKING:
+    from .commands import Cmd
+
+__all__ = ["Risk", "GuardedCmd", "guarded", "empty_columns", "maybe_empty", "misc_risk",
+           "parse_index_code", "PUTSHL_ON_TABLE"]
+
+# Index kinds of ``setindex`` (spec §6.5.5).
+INDEX_LEXICAL = 0
+INDEX_DECIMAL = 1
+INDEX_TOKEN = 2
+INDEX_QGRAM = 3
+INDEX_OPTIMIZE = 9998
+INDEX_VOID = 9999
+INDEX_KEEP = 1 << 24
+
+INDEX_KINDS: dict[str, int] = {
+    "lexical": INDEX_LEXICAL, "lex": INDEX_LEXICAL, "str": INDEX_LEXICAL,
+    "decimal": INDEX_DECIMAL, "dec": INDEX_DECIMAL, "num": INDEX_DECIMAL,
+    "token": INDEX_TOKEN, "tok": INDEX_TOKEN,
+    "qgram": INDEX_QGRAM, "qgr": INDEX_QGRAM, "fts": INDEX_QGRAM,
+    "optimize": INDEX_OPTIMIZE, "opt": INDEX_OPTIMIZE,
+    "void": INDEX_VOID, "null": INDEX_VOID, "drop": INDEX_VOID,
+}
+
+
+#: Why PUTSHL is refused on a table database.
+PUTSHL_ON_TABLE = (
+    "putshl on a table database: it cuts the serialised record blindly and can store an "
+    "empty value in an indexed column, which aborts a real ttserver; use table_put or "
+    "table_putcat for table records"
+)
+
+
+class Risk(NamedTuple):
+    """Why a write may abort a real ttserver (spec §10), for the client to check.
+
+    ``empty``: (primary key, column) pairs written with an empty value (an
+    abort if the column has a lexical or decimal index); ``records``: (key,
+    value) pairs of binary writes whose value, on a table database, is a
+    serialised record (checked like ``empty`` once the database is known to
+    be a table); ``table``: why the request aborts any table database;
+    ``setindex``: (column, kind code) pairs being indexed (an abort if the
+    kind is lexical/decimal and some record has an empty value there; the
+    client learns the kind when the call succeeds; code -1: not a valid kind).
+    """
+
+    command: str
+    empty: tuple[tuple[bytes, bytes], ...] = ()
+    records: tuple[tuple[bytes, bytes], ...] = ()
+    table: str = ""
+    setindex: tuple[tuple[bytes, int], ...] = ()
+
+
+class GuardedCmd(tuple):  # type: ignore[type-arg]
+    """A :data:`Cmd` (same five fields) carrying the :class:`Risk` to check first."""
+
+    risk: Risk
+
+
+def guarded(cmd: Cmd, risk: Risk) -> Cmd:
+    """``cmd`` carrying ``risk``."""
+    out = GuardedCmd(cmd)
+    out.risk = risk
+    return out  # type: ignore[return-value]
+
+
+def empty_columns(pk: bytes, args: list[bytes]) -> tuple[tuple[bytes, bytes], ...]:
+    """(pk, column) of every empty value in a flat ``name, value, ...`` list."""
+    it = iter(args)
+    return tuple((pk, name) for name, value in zip(it, it) if not value)
+
+
+def maybe_empty(data: bytes) -> bool:
+    """Whether a serialised record (spec §5.1) may hold an empty column value."""
+    return b"\0\0" in data or data[-1:] == b"\0"
+
+
+def parse_index_code(text: bytes) -> int:
+    """A ``setindex`` kind as Tokyo Cabinet reads it from text (name or C-style
+    number, ``+`` = keep); -1 when the server refuses it."""
+    text = text.split(b"\0", 1)[0]
+    keep = 0
+    if text[:1] == b"+":
+        keep, text = INDEX_KEEP, text[1:]
+    named = INDEX_KINDS.get(text.decode("latin-1").lower())
+    if named is not None and text.lower() != b"drop":
+        return named | keep
+    body = text.strip(bytes(range(1, 33)))
+    whole, _, fraction = body.partition(b".")
+    negative = whole[:1] == b"-"
+    digits = whole[1:] if negative else whole
+    if not (digits.isdigit() or (not digits and fraction.isdigit())) or (
+        fraction and not fraction.isdigit()
+    ):
+        return -1
+    value = int(digits or b"0") * (-1 if negative else 1) % (1 << 64)
+    value = (value + (1 << 31)) % (1 << 32) - (1 << 31)  # a C int
+    return value | keep if value >= 0 else -1
+
+
+def misc_risk(name: bytes, args: list[bytes]) -> Risk | None:
+    """What of a raw MISC call may abort a real ttserver (spec §10)."""
+    what = f"misc {name.decode('latin-1')}"
+    if name == b"iterinit":
+        if args and not args[0]:
+            raise TyrantUnsafeWrite(
+                "misc iterinit with an empty start key aborts a real ttserver (hash and table "
+                "databases); call it without arguments to start at the first key"
+            )
+        return None
+    if name in (b"put", b"putkeep", b"putcat"):
+        if not args:
+            return None
+        if not args[0]:
+            return Risk(what, table=f"{what} with an empty primary key aborts a real ttserver "
+                        "on a table database")
+        empty = empty_columns(args[0], args[1:])
+        return Risk(what, empty=empty) if empty else None
+    if name == b"putlist":
+        pairs = list(zip(args[0::2], args[1::2]))
+        if any(not pk for pk, _ in pairs):
+            return Risk(what, table=f"{what} with an empty primary key aborts a real ttserver "
+                        "on a table database")
+        records = tuple((pk, data) for pk, data in pairs if data and maybe_empty(data))
+        return Risk(what, records=records) if records else None
+    if name == b"setindex":
+        return Risk(what, setindex=tuple((col, parse_index_code(kind))
+                                         for col, kind in zip(args[0::2], args[1::2])))
+    return None
