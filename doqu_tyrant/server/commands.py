@@ -44,6 +44,8 @@ from doqu_tyrant.tyrant.protocol import (
 
 from . import ulog as ulogmod
 from .cabinet import INT_MIN, Cabinet
+from .regexguard import REGEX_FUNCTIONS
+from .regexguard import refusal as regex_refusal
 from .undo import restore, undo_for
 
 log = logging.getLogger("doqu_tyrant.server")
@@ -230,6 +232,11 @@ class Commands:
 
         def h_misc(r: Request) -> bytes:
             name, _opts, args = r[1]
+            if name in REGEX_FUNCTIONS:
+                reason = regex_refusal(name, args)
+                if reason is not None:
+                    log.info("MISC %s refused: %s", name.decode("latin-1"), reason)
+                    return REPLY_MISC_FAIL
             result = db.misc(name, args)
             return REPLY_MISC_FAIL if result is None else reply_list(result)
 

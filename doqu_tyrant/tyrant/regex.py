@@ -28,6 +28,7 @@ expression costs tens of microseconds; results are cached.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import NamedTuple
 
 __all__ = [
@@ -57,7 +58,7 @@ CLOSURE_BUDGET = 500_000
 #: States of the matching automaton (about 2.5 KB each in glibc).
 STATE_BUDGET = 10_000
 #: Positions visited while building the automaton (bounds our own work).
-WORK_BUDGET = 400_000
+WORK_BUDGET = 1_000_000
 
 
 class RegexError(ValueError):
@@ -195,6 +196,7 @@ class _Parser:
         self.completed = 0  # bit g-1: group g is closed (glibc: completed_bkref_map)
         self.created = 0
         self.backref: int | None = None  # offset of the first backreference
+        self.late_anchor = False  # an anchor that may stand between a match and its end
 
     def fail(self, reason: str, offset: int | None = None, note: str = "") -> _Stop:
         at = self.at if offset is None else offset
@@ -279,6 +281,8 @@ class _Parser:
                 self.backref = self.at
             cost, ast = _ATOM, ("c", _ALL)
         elif tok == _ANCHOR:
+            if self.at or val not in (0x5E, 0x60):  # other than a leading ^ or \`
+                self.late_anchor = True
             self.fetch()  # glibc returns here: an anchor takes no repetition
             return (_BOUNDARY if val in (0x62, 0x42) else _EPSILON), None
         elif tok in _DUPS:
@@ -497,7 +501,8 @@ class _Parser:
             ends.append(value)
         lo, hi = ends
         if lo > hi:
-            raise self.fail(f"range {chr(lo)!r}-{chr(hi)!r} out of order", at)
+            note = " (ignoring case, glibc compares upper-case forms)" if self.icase else ""
+            raise self.fail(f"range {chr(lo)!r}-{chr(hi)!r} out of order", at, note)
         return _span(lo, hi) & _ALL
 
 
@@ -568,47 +573,80 @@ class _Automaton:
             for p in last:
                 follow[p] |= first
 
-    def states(self, start: set[int]) -> int:
-        """How many states the subset construction from ``start`` reaches."""
+    def states(self, start: set[int], final: list[int] | None) -> int:
+        """How many states the subset construction from ``start`` reaches.
+
+        A state is a bit set of positions. Most positions are followed by the
+        next one (``p`` → ``p + 1``), so a step is a shift of the positions a
+        byte advances plus the few other follow sets of those positions.
+        ``final``: the positions that end a match, where glibc stops (None:
+        anchors may keep it going).
+        """
         masks, follow = self.masks, self.follow
+        size = len(masks)
+        words = 1 + size // 64
         distinct = set(masks)
         classes = [_ALL]  # the bytes no position tells apart
         work = self.work
         for m in distinct:
             classes = [part for cls in classes for part in (cls & m, cls & ~m) if part]
             work += len(classes)
+        advance = [_bits(p for p, m in enumerate(masks) if m & cls) for cls in classes]
+        succ = _bits(p for p in range(size) if p + 1 in follow[p])
+        extra: dict[int, int] = {}
+        for p in range(size):
+            others = follow[p] - {p + 1}
+            if others:
+                extra[p] = _bits(others)
+                work += len(others)
+        jumps = _bits(extra)
+        work += len(classes) * words
         if work > WORK_BUDGET:
             raise _Stop(False, _TOO_COMPLEX, None)
-        of_mask = {m: [i for i, cls in enumerate(classes) if cls & m] for m in distinct}
-        of_pos = [of_mask[m] for m in masks]
-        init = frozenset(start)
+        halt = _bits(final) if final is not None else 0
+        init = _bits(start)
         seen = {init}
         todo = [init]
         while todo:
             state = todo.pop()
-            targets: dict[int, set[int]] = {}
-            for p in state:
-                step = follow[p]
-                for c in of_pos[p]:
-                    acc = targets.get(c)
-                    if acc is None:
-                        targets[c] = set(step)
-                    else:
-                        acc |= step
-                work += len(of_pos[p]) + len(step)
-            if work > WORK_BUDGET:
-                raise _Stop(False, _TOO_COMPLEX, None)
-            for acc in targets.values():
-                nxt = frozenset(acc)
+            for mask in advance:
+                moved = state & mask
+                if not moved:
+                    continue
+                nxt = (moved & succ) << 1
+                rest = moved & jumps
+                while rest:
+                    low = rest & -rest
+                    nxt |= extra[low.bit_length() - 1]
+                    rest ^= low
+                    work += words
+                work += words
                 if nxt and nxt not in seen:
                     seen.add(nxt)
-                    todo.append(nxt)
+                    if not moved & halt:
+                        todo.append(nxt)
                     if len(seen) > STATE_BUDGET:
                         raise _Stop(False, f"glibc's matcher could build more than "
                                     f"{STATE_BUDGET:,} automaton states, a few KB each, "
                                     "and keep them until the query ends (a long run of "
                                     "positions after .* or another open-ended part)", None)
+            if work > WORK_BUDGET:
+                raise _Stop(False, _TOO_COMPLEX, None)
         return len(seen)
+
+
+def _bits(positions: Iterable[int]) -> int:
+    """A bit set of positions."""
+    items = list(positions)
+    if len(items) < 32:
+        mask = 0
+        for p in items:
+            mask |= 1 << p
+        return mask
+    marks = bytearray(b"0" * (max(items) + 1))
+    for p in items:
+        marks[p] = 0x31
+    return int(marks[::-1], 2)
 
 
 def _positions(ast: Ast | None) -> int:
@@ -639,13 +677,14 @@ def _analyse(pattern: bytes, icase: bool, base: int) -> RegexCost | _Stop:
         cost, ast = parser.parse()
         parser.budget(cost)
         if parser.backref is not None:
-            return _Stop(False, "backreferences are refused: they make matching exponential "
-                         f"(offset {parser.backref + base})", parser.backref)
+            return _Stop(False, "backreferences make glibc's matching exponential "
+                         f"(one at offset {parser.backref + base})", parser.backref)
         states = 0
         if _positions(ast) > _SMALL:
             automaton = _Automaton()
-            first, _, _ = automaton.build(ast)
-            states = automaton.states(first)
+            first, last, nullable = automaton.build(ast)
+            halts = not parser.late_anchor
+            states = 1 if nullable and halts else automaton.states(first, last if halts else None)
     except _Stop as stop:
         return stop
     except RecursionError:
@@ -662,6 +701,11 @@ def _as_bytes(pattern: str | bytes | bytearray | memoryview) -> bytes:
 
 
 def _shown(pattern: object) -> str:
+    if isinstance(pattern, bytes):
+        try:
+            pattern = pattern.decode()
+        except UnicodeDecodeError:
+            pass
     text = repr(pattern)
     return text if len(text) <= 80 else text[:60] + "..." + text[-12:]
 
