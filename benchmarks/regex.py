@@ -88,7 +88,7 @@ def checker_cost(repeat: int) -> None:
         data = pattern.encode()
         t0 = time.perf_counter()
         for _ in range(repeat):
-            regex._analyse.cache_clear()
+            regex._cached.cache_clear()
             regex.check_strrx(data)
         first = (time.perf_counter() - t0) / repeat * 1e6
         t0 = time.perf_counter()

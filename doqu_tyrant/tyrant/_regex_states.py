@@ -68,7 +68,7 @@ class Automaton:
         self.link(l1, f2)
         if z1:
             f1 |= f2
-        return (f1 if z1 else f1), (l2 + l1 if z2 else l2), z1 and z2
+        return f1, (l2 + l1 if z2 else l2), z1 and z2
 
     def link(self, last: list[int], first: set[int]) -> None:
         if last and first:
@@ -164,4 +164,4 @@ def positions(ast: Ast | None) -> int:
     if kind in ("cat", "alt"):
         return sum(positions(a) for a in ast[1])
     _, body, lo, hi = ast
-    return positions(body) * (hi if hi is not None else max(lo, 1))
+    return positions(body) * (hi if hi is not None else lo + 1)

@@ -325,10 +325,9 @@ class Parser:
     def budget(self, cost: Cost) -> None:
         if cost[2] > CLOSURE_BUDGET:
             raise Stop(False, f"glibc would build epsilon closures of more than "
-                        f"{CLOSURE_BUDGET:,} entries while compiling (optional copies, "
-                        "repeated optional parts and alternatives cost memory quadratic in "
-                        f"their number; this exceeds it by offset {self.at + self.base})",
-                        self.at)
+                       f"{CLOSURE_BUDGET:,} entries while compiling, by offset "
+                       f"{self.at + self.base} (optional copies, repeated optional parts and "
+                       "alternatives cost memory quadratic in their number)", self.at)
 
     # -- bracket expressions (glibc's parse_bracket_exp) ----------------------------------
 

@@ -5,24 +5,31 @@ the MISC ``regex`` function with the C library's
 ``regcomp(REG_EXTENDED | REG_NOSUB)`` in the C locale. :func:`check_regex`
 parses an expression exactly as glibc's ``regcomp`` does and raises
 
-* :class:`InvalidRegex` when ``regcomp`` rejects it (Tokyo Cabinet then
-  silently matches nothing, or fails the MISC call);
-* :class:`RefusedRegex` when it is valid but can make the library stall or
-  exhaust memory:
+* :class:`InvalidRegex` when ``regcomp`` rejects it (Tokyo Cabinet would
+  silently match nothing, or fail the MISC call);
+* :class:`RefusedRegex` when it is valid but would stall the server or
+  exhaust its memory:
 
   - **backreferences** (``\\1``–``\\9``) switch glibc to a backtracking
     matcher whose time grows with a high power of the value's length
     (``(.*)\\1x`` takes 20 s on 2,000 bytes);
-  - **expansion**: glibc copies the element of a counted repetition once per
-    count, nested counts multiply (``((a{1,60}){1,60}){1,60}`` is 216,000
-    copies), and optional copies (``a{1,n}``, ``(a?){n}``, long alternations)
-    cost memory quadratic in their number while compiling;
-  - **automaton size**: glibc builds its matching automaton lazily, one state
-    per distinct set of live positions, and keeps every state until the query
-    ends; ``.*a.{20}c`` can need 2^21 states (gigabytes).
+  - **expansion**: glibc copies a repeated element once per count and
+    nested counts multiply; more than :data:`NODE_BUDGET` copies are refused;
+  - **quadratic compilation**: optional copies (``a{1,n}``), repeated
+    optional parts (``(a?){n}``) and alternatives make glibc's epsilon
+    closures grow with the square of their number; more than
+    :data:`CLOSURE_BUDGET` entries are refused;
+  - **automaton size**: glibc builds its matcher lazily, a state of a few KB
+    per distinct set of live positions, kept until the query ends
+    (``.*a.{20}c`` can need 2^21); automata that could pass
+    :data:`STATE_BUDGET` states are refused;
+  - groups nested deeper than :data:`MAX_DEPTH` (glibc's parser recurses
+    per level; about 20,000 crash the process), expressions longer than
+    :data:`MAX_LENGTH`.
 
-Both are :class:`RegexError`, a ``ValueError``. Checking an ordinary
-expression costs tens of microseconds; results are cached.
+Both are :class:`RegexError`, a ``ValueError`` that carries the ``pattern``
+and the ``offset`` of the problem. A first check of an ordinary expression
+costs microseconds to tens of microseconds; results are cached.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ __all__ = [
     "WORK_BUDGET",
 ]
 
+
 class RegexError(ValueError):
     """A regular expression that Tokyo Cabinet would not run well."""
 
@@ -90,10 +98,18 @@ class RegexCost(NamedTuple):
 _SMALL = 10  # positions: at most 2**10 states, no need to count them
 
 
-@functools.lru_cache(maxsize=4096)
+_CACHED = 1024  # longer expressions are rare: analysed each time, not kept
+
+
 def _analyse(pattern: bytes, icase: bool, base: int) -> RegexCost | Stop:
     if len(pattern) > MAX_LENGTH:
         return Stop(False, f"longer than {MAX_LENGTH:,} bytes", None)
+    if len(pattern) <= _CACHED:
+        return _cached(pattern, icase, base)
+    return _uncached(pattern, icase, base)
+
+
+def _uncached(pattern: bytes, icase: bool, base: int) -> RegexCost | Stop:
     parser = Parser(pattern, icase, base)
     try:
         cost, ast = parser.parse()
@@ -110,6 +126,9 @@ def _analyse(pattern: bytes, icase: bool, base: int) -> RegexCost | Stop:
     except Stop as stop:
         return stop
     return RegexCost(cost[0], cost[2], states)
+
+
+_cached = functools.lru_cache(maxsize=4096)(_uncached)
 
 
 def _as_bytes(pattern: str | bytes | bytearray | memoryview) -> bytes:
