@@ -41,11 +41,10 @@ from doqu_tyrant.tyrant.protocol import (
     reply_u64,
     reply_values,
 )
+from doqu_tyrant.tyrant.regex import REGEX_FUNCTIONS, RefusedRegex, check_misc
 
 from . import ulog as ulogmod
 from .cabinet import INT_MIN, Cabinet
-from .regexguard import REGEX_FUNCTIONS
-from .regexguard import refusal as regex_refusal
 from .undo import restore, undo_for
 
 log = logging.getLogger("doqu_tyrant.server")
@@ -233,9 +232,10 @@ class Commands:
         def h_misc(r: Request) -> bytes:
             name, _opts, args = r[1]
             if name in REGEX_FUNCTIONS:
-                reason = regex_refusal(name, args)
-                if reason is not None:
-                    log.info("MISC %s refused: %s", name.decode("latin-1"), reason)
+                try:
+                    check_misc(name, args)
+                except RefusedRegex as exc:
+                    log.info("MISC %s refused: %s", name.decode("latin-1"), exc)
                     return REPLY_MISC_FAIL
             result = db.misc(name, args)
             return REPLY_MISC_FAIL if result is None else reply_list(result)

@@ -35,6 +35,7 @@ costs microseconds to tens of microseconds; results are cached.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from ._regex_states import Automaton, positions
@@ -58,6 +59,8 @@ __all__ = [
     "check_regex",
     "check_strrx",
     "regex_cost",
+    "check_misc",
+    "REGEX_FUNCTIONS",
     "RE_DUP_MAX",
     "MAX_LENGTH",
     "MAX_DEPTH",
@@ -185,3 +188,70 @@ def check_strrx(expr: str | bytes) -> None:
         _run(data[1:], True, expr, 1)
     else:
         _run(data, False, expr, 0)
+
+
+# -- the expressions of a MISC call -------------------------------------------------------
+
+#: MISC functions whose arguments may hold regular expressions.
+REGEX_FUNCTIONS = frozenset({b"search", b"metasearch", b"regex"})
+
+_STRRX = 7
+_NEGATE, _NOIDX = 1 << 24, 1 << 25
+_BLANKS = bytes(range(1, 33))
+
+
+def check_misc(name: bytes, args: Sequence[bytes]) -> None:
+    """Raise :class:`RefusedRegex` if Tokyo Cabinet would run a costly regular
+    expression for MISC ``name`` with ``args``: the pattern of ``regex``, or
+    a STRRX condition (``addcond``/``cond``) of ``search``/``metasearch`` in
+    any sub-query. Arguments are read as the library reads them (C strings,
+    its operator syntax). Invalid expressions pass: the library rejects them
+    before any costly work, and the call answers as in ttserver."""
+    if name == b"regex":
+        if args:
+            _check_misc_expr(args[0])
+        return
+    if name not in REGEX_FUNCTIONS:
+        return
+    for arg in args:
+        if arg[:4] in (b"addc", b"cond"):
+            tokens = arg.split(b"\0", 4)
+            if len(tokens) > 3 and tokens[0] in (b"addcond", b"cond") and _is_strrx(tokens[2]):
+                _check_misc_expr(tokens[3])
+
+
+def _check_misc_expr(expr: bytes) -> None:
+    try:
+        check_strrx(expr.split(b"\0", 1)[0])
+    except InvalidRegex:
+        pass
+
+
+def _is_strrx(text: bytes) -> bool:
+    """Whether Tokyo Cabinet reads the operator ``text`` as STRRX, with any flags
+    (``tctdbqrystrtocondop``: ``!``/``~``, then ``+``, then a name in any case
+    or a decimal number, kept as a C int)."""
+    flags = 0
+    if text[:1] in (b"!", b"~"):
+        flags, text = _NEGATE, text[1:]
+    if text[:1] == b"+":
+        flags, text = flags | _NOIDX, text[1:]
+    if text.upper() in (b"STRRX", b"RX"):
+        return True
+    number = _c_number(text)
+    if number is None:
+        return False
+    code = (number + (1 << 31)) % (1 << 32) - (1 << 31)
+    return code >= 0 and (code | flags) & ~(_NEGATE | _NOIDX) == _STRRX
+
+
+def _c_number(text: bytes) -> int | None:
+    """``tcatoi(text)`` when ``tcstrisnum`` accepts it: blanks, ``-``, digits,
+    ``.``, digits, blanks, with a digit somewhere; None otherwise."""
+    body = text.strip(_BLANKS)
+    negative = body[:1] == b"-"
+    whole, _, frac = (body[1:] if negative else body).partition(b".")
+    if not (whole or frac) or (whole and not whole.isdigit()) or (frac and not frac.isdigit()):
+        return None
+    value = int(whole) if whole else 0
+    return -value if negative else value

@@ -3,6 +3,7 @@ issue 14 item 5); good ones still reach the server unchanged."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 
@@ -89,3 +90,32 @@ def test_good_expressions_still_match_on_the_server(t: Tyrant) -> None:
     assert sorted(t.query.filter(name__iregex="^e").keys()) == ["u5"]
     assert sorted(t.query.condition("name", "RX", "^(bob|dave)$").keys()) == ["u2", "u4"]
     assert "u4" in t.query.filter(bio__exists=False).keys()  # STRRX "" is not checked away
+
+
+@pytest.mark.parametrize("name, args", [
+    ("search", [b"hint", b"addcond\0name\x007\0(a*)(a*)\\2\\1b"]),
+    ("search", [b"addcond\0name\0~+RX\0" + b"(" * 30000]),  # kills a ttserver's parser
+    ("metasearch", [b"addcond\0a\x007\0^x", b"next", b"cond\0b\0RX\0.*a.{20}c"]),
+    ("regex", [b"*((a{1,60}){1,60}){1,60}", b"10"]),
+])
+def test_raw_misc_calls_with_costly_expressions_raise_before_sending(
+        listener: socket.socket, name: str, args: list[bytes]) -> None:
+    port = listener.getsockname()[1]
+    with Tyrant("127.0.0.1", port) as t, pytest.raises(RefusedRegex):
+        t.misc(name, args)
+
+
+    async def call() -> None:
+        async with AsyncTyrant("127.0.0.1", port) as client:
+            await client.misc(name, args)
+
+    with pytest.raises(RefusedRegex):
+        asyncio.run(call())
+    assert nobody_connected(listener)
+
+
+def test_raw_misc_passes_invalid_and_other_expressions_as_given(t: Tyrant) -> None:
+    t.putlist(PEOPLE)  # type: ignore[arg-type]
+    assert t.misc("search", [b"addcond\0name\x007\0("]) == []  # the server matches nothing
+    assert t.misc("search", [b"addcond\0name\x000\0(a)\\1"]) == []  # STREQ: any text
+    assert sorted(t.misc("search", [b"addcond\0name\0RX\0^[ab]"])) == [b"u1", b"u2"]
