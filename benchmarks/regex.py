@@ -101,6 +101,19 @@ def checker_cost(repeat: int) -> None:
     firsts.sort()
     print(f"  median first sight {firsts[len(firsts) // 2]:.1f} us, "
           f"cached {sorted(cached)[len(cached) // 2]:.2f} us")
+    print("server hook (check_misc per MISC call), microseconds")
+    calls = {
+        "search, no STRRX (3 args)": [b"hint", b"addcond\0age\x0010\x0030",
+                                      b"setlimit\x0010\x000"],
+        "search, one STRRX (cached)": [b"hint", b"addcond\0name\x007\0^a", b"get"],
+        "table get (not a regex function)": [b"u1"],
+    }
+    for label, args in calls.items():
+        name = b"get" if label.startswith("table") else b"search"
+        t0 = time.perf_counter()
+        for _ in range(repeat * 10):
+            regex.check_misc(name, args)
+        print(f"  {label:48} {(time.perf_counter() - t0) / (repeat * 10) * 1e6:8.2f}")
 
 
 def verdict(pattern: str) -> str:

@@ -115,7 +115,7 @@ TOKENS = [
 patterns = st.lists(st.sampled_from(TOKENS), max_size=12).map(b"".join)
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(patterns, st.booleans())
 @example(b"[[..]-^{2,}]", False)  # found by this test: an empty collating element
 def test_agrees_with_glibc_on_generated_expressions(pattern: bytes, icase: bool) -> None:
@@ -200,8 +200,8 @@ def test_accepted_worst_cases_stay_cheap_in_glibc() -> None:
         from tests.glibc_regex import Compiled
         from doqu_tyrant.tyrant.regex import check_regex
         random.seed(7)
-        noise = bytes(random.choice(b"ab") for _ in range(20000))
-        cases = [(b".*a.{12}c", noise), (b"a{1,700}b", b"a" * 20000),
+        noise = bytes(random.choice(b"ab") for _ in range(3000))
+        cases = [(b".*a.{12}c", noise), (b"a{1,700}b", b"a" * 5000),
                  (b"(a|b|c){1000}", b"abc" * 3000), (b"((a{1,20}){1,20}){1,20}", b"a" * 9000),
                  (b"(" + b"|".join(b"w%d" % i for i in range(700)) + b")x", b"w1" * 5000)]
         for pattern, subject in cases:
