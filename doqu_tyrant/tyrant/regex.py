@@ -91,7 +91,7 @@ class RefusedRegex(RegexError):
 class RegexCost(NamedTuple):
     """What an accepted expression costs glibc (see the module's budgets)."""
 
-    nodes: int  # nodes created while compiling
+    nodes: int  # nodes of the compiled expression
     closure: int  # epsilon-closure entries
     states: int  # automaton states (0: too few positions to need counting)
 
@@ -99,8 +99,6 @@ class RegexCost(NamedTuple):
 # -- the checker ------------------------------------------------------------------------
 
 _SMALL = 10  # positions: at most 2**10 states, no need to count them
-
-
 _CACHED = 1024  # longer expressions are rare: analysed each time, not kept
 
 
@@ -136,7 +134,12 @@ _cached = functools.lru_cache(maxsize=4096)(_uncached)
 
 def _as_bytes(pattern: str | bytes | bytearray | memoryview) -> bytes:
     if isinstance(pattern, str):
-        return pattern.encode("utf-8", "surrogatepass")
+        try:
+            return pattern.encode()
+        except UnicodeEncodeError as exc:
+            raise InvalidRegex(f"invalid regular expression {_shown(pattern)}: character "
+                               f"{exc.object[exc.start]!r} at index {exc.start} has no UTF-8 "
+                               "form", b"", exc.start) from None
     if isinstance(pattern, (bytes, bytearray, memoryview)):
         return bytes(pattern)
     raise TypeError(f"a regular expression must be str or bytes, not {type(pattern).__name__}")

@@ -174,6 +174,8 @@ def test_messages_say_what_and_where() -> None:
         check_strrx("**a")  # after the ignore-case flag
     with pytest.raises(InvalidRegex, match="NUL"):
         check_regex(b"a\0b")
+    with pytest.raises(InvalidRegex, match="no UTF-8 form"):
+        check_regex("a\udc80")
     with pytest.raises(TypeError):
         check_regex(5)  # type: ignore[arg-type]
     err = pytest.raises(RegexError, check_regex, "x[").value
