@@ -45,7 +45,11 @@ lookup              Tyrant condition
 ``matches``         ``STRRX`` regex: POSIX extended, C locale (``.`` is one
                     byte); common Python syntax is translated (``\\d``,
                     ``(?:…)``, ``(?i)``, lazy quantifiers); a leading ``*``
-                    is the server's case-insensitive flag
+                    is the server's case-insensitive flag. An expression the
+                    C library rejects, or backreferences and expansions it
+                    would run at a ruinous cost, raise
+                    :class:`~doqu_tyrant.tyrant.regex.RegexError` (a
+                    ``ValueError``) when the condition is built
 ``search``          ``FTSEX v`` (full-text expression: ``a b`` = both,
                     ``a || b``, ``a !! b``, ``"a phrase"``)
 ``year``            ``STRBW YYYY`` (date/datetime fields)
@@ -79,6 +83,7 @@ from doqu_tyrant.converters import (
     number_to_text,
 )
 from doqu_tyrant.tyrant.query import Op
+from doqu_tyrant.tyrant.regex import RegexError, check_strrx
 
 __all__ = ["lookup_manager", "posix_regex", "escape_regex"]
 
@@ -459,7 +464,7 @@ def _in(lookup: Lookup) -> Filter:
             else:
                 filled = [t for t in texts if t]
                 optional = "?" if len(filled) < len(texts) else ""
-                parts.append(cond(column, Op.STRRX, "^" + _alternation(filled) + optional + "$"))
+                parts.append(_regex(lookup, column, "^" + _alternation(filled) + optional + "$"))
     return any_of(*parts)
 
 
@@ -496,14 +501,14 @@ def _contains(lookup: Lookup) -> Filter:
         "text" if isinstance(value, (list, tuple)) else kind_of_value(value))
     texts = _texts(lookup, kind)
     if kind == "list":
-        return all_of(*(cond(column, Op.STRRX, _item_regex([t])) for t in texts))
+        return all_of(*(_regex(lookup, column, _item_regex([t])) for t in texts))
     if isinstance(value, str) or not isinstance(value, Iterable):
         return cond(column, Op.STRINC, texts[0])
     if not texts:
         return _nonempty(column)
     simple = [t for t in texts if _is_token(t)]
     parts = [cond(column, Op.STRAND, ",".join(simple))] if simple else []
-    parts += [cond(column, Op.STRRX, _token_regex([t])) for t in texts if not _is_token(t)]
+    parts += [_regex(lookup, column, _token_regex([t])) for t in texts if not _is_token(t)]
     return all_of(*parts)
 
 
@@ -515,10 +520,10 @@ def _contains_any(lookup: Lookup) -> Filter:
     if not texts:
         return FALSE
     if kind == "list":
-        return cond(column, Op.STRRX, _item_regex(texts))
+        return _regex(lookup, column, _item_regex(texts))
     if all(_is_token(t) for t in texts):
         return cond(column, Op.STROR, ",".join(texts))
-    return cond(column, Op.STRRX, _token_regex(texts))
+    return _regex(lookup, column, _token_regex(texts))
 
 
 def _text_op(op: Op) -> Callable[[Lookup], Filter]:
@@ -576,7 +581,21 @@ def _search(lookup: Lookup) -> Filter:
 
 @_register("matches")
 def _matches(lookup: Lookup) -> Filter:
-    return cond(_column(lookup), Op.STRRX, posix_regex(lookup.value))
+    column = _column(lookup)
+    expr = posix_regex(lookup.value)
+    source = lookup.value.pattern if isinstance(lookup.value, re.Pattern) else lookup.value
+    note = "" if expr == source else f" (translated from {source!r})"
+    return _regex(lookup, column, expr, note)
+
+
+def _regex(lookup: Lookup, column: str, expr: str, note: str = "") -> Filter:
+    """A STRRX condition, refused here if the server's C library would reject
+    the expression or run it at a ruinous cost (see :mod:`doqu_tyrant.tyrant.regex`)."""
+    try:
+        check_strrx(expr)
+    except RegexError as exc:
+        raise type(exc)(f"{_where(lookup)}: {exc}{note}", exc.pattern, exc.offset) from None
+    return cond(column, Op.STRRX, expr)
 
 
 @_register("exists")

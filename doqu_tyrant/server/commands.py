@@ -41,6 +41,7 @@ from doqu_tyrant.tyrant.protocol import (
     reply_u64,
     reply_values,
 )
+from doqu_tyrant.tyrant.regex import REGEX_FUNCTIONS, RefusedRegex, check_misc
 
 from . import ulog as ulogmod
 from .cabinet import INT_MIN, Cabinet
@@ -233,6 +234,12 @@ class Commands:
             if name == b"genuid" and not args:  # (bulk saves pipeline thousands of these)
                 uid = db.genuid()
                 return REPLY_MISC_FAIL if uid < 0 else reply_list([b"%d" % uid])
+            if name in REGEX_FUNCTIONS:
+                try:
+                    check_misc(name, args)
+                except RefusedRegex as exc:
+                    log.info("MISC %s refused: %s", name.decode("latin-1"), exc)
+                    return REPLY_MISC_FAIL
             result = db.misc(name, args)
             return REPLY_MISC_FAIL if result is None else reply_list(result)
 

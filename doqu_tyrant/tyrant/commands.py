@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from . import protocol as p
 from .errors import EKEEP, EMISC, ENOREC, TyrantCommandError, TyrantDecodeError, TyrantError
+from .regex import REGEX_FUNCTIONS, check_misc
 from .risks import INDEX_DECIMAL as INDEX_DECIMAL
 from .risks import (
     INDEX_KEEP,
@@ -582,6 +583,8 @@ def misc(name: Key, args: Iterable[Key] = (), opts: int = 0) -> Cmd:
     name_b = _name(name, "function name")
     args_b = _keys_list(args, "args", _sized)
     o = _int_arg(opts, "opts", 0, 0xFFFFFFFF)
+    if name_b in REGEX_FUNCTIONS:
+        check_misc(name_b, args_b)  # a regular expression that would stall the server
     if name_b in (b"search", b"metasearch"):
         read = not any(a.split(b"\0", 1)[0] in (b"out", b"remove") for a in args_b)
     else:

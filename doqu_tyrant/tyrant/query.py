@@ -32,6 +32,7 @@ from . import protocol as p
 from .errors import TyrantCommandError
 from .indexes import note_hint
 from .kinds import require_table
+from .regex import RegexError, check_strrx
 
 if TYPE_CHECKING:
     from .aio import AsyncTyrant
@@ -299,9 +300,19 @@ def lookup_condition(key: str, value: object, negate: bool = False) -> Condition
         expr = b""
         if not value:
             negate = not negate
+    if op == Op.STRRX and expr:
+        _check_regex(expr, what)
     col = _text(column, f"column of {key!r}")
     flags = (NEGATE if negate else 0) | (NOIDX if noidx else 0)
     return (col, int(op) | flags, expr)
+
+
+def _check_regex(expr: bytes, what: str) -> None:
+    """Refuse a STRRX expression that Tokyo Cabinet would reject or choke on."""
+    try:
+        check_strrx(expr)
+    except RegexError as exc:
+        raise type(exc)(f"{what}: {exc}", exc.pattern, exc.offset) from None
 
 
 # ---------------------------------------------------------------------------
@@ -375,7 +386,9 @@ class BaseQuery:
     * ``in`` — STROREQ for a list of texts, NUMOREQ for a list of numbers
       (``[]`` matches nothing);
     * ``regex``, ``iregex`` — STRRX, POSIX extended (``iregex``: ASCII
-      case-insensitive);
+      case-insensitive); an expression the server's C library rejects, or
+      one it would run at a ruinous cost, raises a
+      :class:`~.regex.RegexError` (a ``ValueError``; see :mod:`.regex`);
     * ``gt``, ``gte``/``ge``, ``lt``, ``lte``/``le`` — NUMGT, NUMGE, NUMLT, NUMLE;
     * ``between`` — NUMBT with a ``(low, high)`` pair, both inclusive;
     * ``search`` (``phrase``, ``fts``) — FTSPH, a full-text phrase;
@@ -451,6 +464,8 @@ class BaseQuery:
         if noidx:
             code |= NOIDX
         cond = (_text(column, "column"), code, _scalar(expr, "expr"))
+        if code & ~(NEGATE | NOIDX) == Op.STRRX and cond[2]:
+            _check_regex(cond[2], "expr")
         return self._add([cond])
 
     def none(self: Q) -> Q:

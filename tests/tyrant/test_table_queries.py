@@ -18,6 +18,7 @@ import pytest
 
 from doqu_tyrant.tyrant import Tyrant
 from doqu_tyrant.tyrant import protocol as p
+from doqu_tyrant.tyrant.regex import InvalidRegex
 from tests.conformance_data import encode_query_args, table_queries
 from tests.servers import ServerProcess
 from tests.tyrant.helpers import Translated, translate
@@ -110,7 +111,14 @@ def _canonical(args: list[list[str]]) -> list[bytes]:
 @pytest.mark.parametrize("query", QUERIES, ids=[q["id"] for q in QUERIES])
 def test_golden_through_builder(golden_client: Tyrant, query: dict) -> None:
     t = golden_client
-    tr = translate(t, query["args"])
+    try:
+        tr = translate(t, query["args"])
+    except InvalidRegex:
+        # the builder refuses what glibc rejects; sent anyway, the server matches
+        # nothing with it, as the recording shows
+        assert t.misc("search", _canonical(query["args"]), p.MISC_NOULOG)[:-1] == \
+            query["result"] == []
+        return
     assert "code" not in query
     if tr.compound and tr.action in ("count", "out", "outcount", "outitems"):
         _check_compound_quirk(t, query, tr)
@@ -146,7 +154,10 @@ def test_builder_reproduces_canonical_goldens(golden_client: Tyrant) -> None:
     """Goldens already in the C client's form are built byte for byte."""
     matched = 0
     for query in QUERIES:
-        tr = translate(golden_client, query["args"])
+        try:
+            tr = translate(golden_client, query["args"])
+        except InvalidRegex:
+            continue  # refused before sending, see above
         if tr.compound:
             continue
         action = {"items": "values"}.get(tr.action, tr.action)
