@@ -11,13 +11,15 @@ does for each document, in bulk:
    one fails, nothing is sent, and the error says which document (its
    position in the list) and which field;
 2. the generated keys for all new documents come from the table's counter
-   (``genuid``), all asked in one pipelined round trip;
-3. the records go out pipelined, a few MiB per round trip: ``putkeep`` under
-   a generated key, so that -- as with ``save()`` -- a record that someone
-   saved by hand under that number is never overwritten (such a document
-   takes the next number: the key is checked with VSIZ, and a free key
-   whose write was refused is reported as refused, not retried), ``put``
-   under a key the document already has;
+   (``genuid``), all asked in one pipelined round trip
+   (:meth:`~doqu_tyrant.tyrant.client.Tyrant.genuids`);
+3. the records go out pipelined, a few MiB per round trip, as two batches
+   (:class:`~doqu_tyrant.tyrant.commands.Batch`): ``put`` under the keys the
+   documents already have, then ``putkeep`` under the generated keys, so that
+   -- as with ``save()`` -- a record that someone saved by hand under that
+   number (or a document of the batch under that key) is never overwritten:
+   such a document takes the next number (the key is checked with VSIZ, and
+   a free key whose write was refused is reported as refused, not retried);
 4. each stored document gets its ``pk``; the keys are returned in order.
 
 A document referencing another unsaved one of the batch is written once
@@ -29,8 +31,10 @@ have their ``pk``), which were not, and which may or may not have been (a
 broken connection: the client asks the server afterwards and only keeps
 those it could not find out about as ``unknown``).
 
-Only the client's public methods are used (``pipeline``, ``getlist``,
-``index_kinds``), so the same code serves any client with the Tyrant API.
+Only the client's public methods are used (``genuids``, ``pipeline`` with
+``table_put_many`` / ``table_putkeep_many``, ``getlist``, ``index_kinds``), so
+the same code serves any client with the Tyrant API (a failover group
+included).
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ class BulkWriteConnectionError(BulkWriteError, TyrantConnectionError):
 class _Item:
     """One document of the batch on its way to the server."""
 
-    __slots__ = ("doc", "index", "key", "generated", "record", "data", "waits")
+    __slots__ = ("doc", "index", "key", "generated", "record", "data", "waits", "stored")
 
     def __init__(self, doc: Document, index: int, key: str | None) -> None:
         self.doc = doc
@@ -94,6 +98,7 @@ class _Item:
         self.record: Any = None
         self.data = b""
         self.waits: list[int] = []  # ids of unsaved documents of the batch it references
+        self.stored = False
 
 
 def _items(storage: StorageAdapter, given: list[Any], keep_keys: bool) -> list[_Item]:
@@ -173,15 +178,13 @@ class _Batch:
         self.storage = storage
         self.client = storage.client
         self.items = items
-        self.stored: set[int] = set()
         self.unknown: list[Document] = []
 
     def error(self, message: str, cause: BaseException) -> BulkWriteError:
-        saved = [it.doc for it in self.items if id(it.doc) in self.stored]
+        saved = [it.doc for it in self.items if it.stored]
         unknown = self.unknown
         unsure = {id(doc) for doc in unknown}
-        unsaved = [it.doc for it in self.items
-                   if id(it.doc) not in self.stored and id(it.doc) not in unsure]
+        unsaved = [it.doc for it in self.items if not it.stored and id(it.doc) not in unsure]
         cls = BulkWriteConnectionError if isinstance(cause, TyrantConnectionError) \
             else BulkWriteError
         text = (f"{message}; {len(saved)} of {len(self.items)} documents were stored (see "
@@ -197,10 +200,7 @@ class _Batch:
         keys: list[str] = []
         try:
             while len(keys) < count:
-                pipeline = self.client.pipeline()
-                for _ in range(min(count - len(keys), CHUNK_COUNT)):
-                    pipeline.genuid()
-                keys.extend(str(n) for n in pipeline.execute())
+                keys += map(str, self.client.genuids(min(count - len(keys), CHUNK_COUNT)))
         except TyrantError as exc:
             raise self.error("taking generated keys failed before any of them was "
                              f"written ({exc})", exc) from exc
@@ -225,36 +225,46 @@ class _Batch:
 
     def _send(self, chunk: Sequence[_Item]) -> list[_Item]:
         """One round trip of puts; the items whose generated key proved taken."""
+        given = [it for it in chunk if not it.generated]
+        new = [it for it in chunk if it.generated] if given else chunk
         pipeline = self.client.pipeline()
-        for item in chunk:
-            if item.generated:
-                pipeline.putkeep(item.key, item.data)
-            else:
-                pipeline.put(item.key, item.data)
+        if given:  # first: a generated key equal to one of these then finds it taken
+            pipeline.table_put_many([(it.key, it.data) for it in given])
+        if new:
+            pipeline.table_putkeep_many([(it.key, it.data) for it in new])
         try:
             results = pipeline.execute(raise_on_error=False)
         except TyrantConnectionError as exc:
             self._settle_unknown(chunk)
             raise self.error(f"the connection broke while documents were on their way ({exc})",
                              exc) from exc
-        kept: list[tuple[int, _Item]] = []  # putkeep said no: the key is taken, or refused
-        refused: list[tuple[int, _Item, BaseException]] = []
-        for position, (item, result) in enumerate(zip(chunk, results)):
-            if isinstance(result, BaseException):
-                refused.append((position, item, result))
-            elif result is False:
-                kept.append((position, item))
+        refused: list[tuple[_Item, BaseException]] = []
+        if given:
+            for item, result in zip(given, results[0]):
+                if result is None:
+                    self._stored(item)
+                else:
+                    refused.append((item, result))
+        kept: list[_Item] = []  # putkeep said no: the key is taken, or refused
+        if new:
+            stored = results[-1]
+            if False not in stored:
+                self._all_stored(new)
             else:
-                self._stored(item)
+                for item, ok in zip(new, stored):
+                    if ok:
+                        self._stored(item)
+                    else:
+                        kept.append(item)
         taken = []
-        exist = self._exist([it.key for _, it in kept])  # type: ignore[misc]
-        for (position, item), exists in zip(kept, exist):
+        exist = self._exist([it.key for it in kept])  # type: ignore[misc]
+        for item, exists in zip(kept, exist):
             if exists:
                 taken.append(item)
             else:
-                refused.append((position, item, TyrantCommandError("putkeep")))
+                refused.append((item, TyrantCommandError("putkeep")))
         if refused:
-            _, first, cause = min(refused, key=lambda entry: entry[0])
+            first, cause = min(refused, key=lambda entry: entry[0].index)
             raise self.error(
                 f"the server refused to store {len(refused)} documents, the first being "
                 f"document {first.index} of the batch ({type(first.doc).__name__}) under the "
@@ -274,17 +284,23 @@ class _Batch:
 
     def _stored(self, item: _Item) -> None:
         item.doc._saved(self.storage, item.key, item.record)  # type: ignore[arg-type]
-        self.stored.add(id(item.doc))
+        item.stored = True
+
+    def _all_stored(self, items: Sequence[_Item]) -> None:
+        storage = self.storage
+        for item in items:
+            item.doc._saved(storage, item.key, item.record)  # type: ignore[arg-type]
+            item.stored = True
 
     def _settle_unknown(self, chunk: Sequence[_Item]) -> None:
         """After a broken connection: ask which records of ``chunk`` are stored."""
         try:
             found = self.client.getlist([key_bytes(it.key) for it in chunk], raw=True)
         except TyrantError:
-            self.unknown.extend(it.doc for it in chunk)
+            self.unknown.extend(it.doc for it in chunk if not it.stored)
             return
         for item in chunk:
-            if found.get(key_bytes(item.key)) == p.unpack_record(item.data):
+            if not item.stored and found.get(key_bytes(item.key)) == p.unpack_record(item.data):
                 self._stored(item)
 
 
@@ -312,8 +328,9 @@ def save_many(storage: StorageAdapter, documents: Iterable[Document],
         batch.write(ready)
         if not waiting:
             break
-        ready = [it for it in waiting if all(w in batch.stored for w in it.waits)]
-        waiting = [it for it in waiting if not all(w in batch.stored for w in it.waits)]
+        stored = {id(it.doc) for it in items if it.stored}
+        ready = [it for it in waiting if all(w in stored for w in it.waits)]
+        waiting = [it for it in waiting if not all(w in stored for w in it.waits)]
         _convert(storage, ready, len(given), kinds)  # now with the keys they reference
     if waiting:  # pragma: no cover - references form no cycle (checked when collected)
         raise RuntimeError("save_many: documents wait for references that were not saved")
