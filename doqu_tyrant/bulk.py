@@ -46,7 +46,6 @@ from doqu.backend_base import in_batch
 from doqu.document import Document
 from doqu.utils import normalize_key
 from doqu_tyrant.records import key_bytes
-from doqu_tyrant.tyrant import commands as c
 from doqu_tyrant.tyrant import protocol as p
 from doqu_tyrant.tyrant.errors import TyrantCommandError, TyrantConnectionError, TyrantError
 
@@ -104,57 +103,80 @@ class _Item:
 def _items(storage: StorageAdapter, given: list[Any], keep_keys: bool) -> list[_Item]:
     """The documents and the unsaved ones they reference, dependencies first, validated."""
     items: list[_Item] = []
+    append = items.append
     seen: set[int] = set()
+    classes: set[type] = set()  # the Document classes met (isinstance of an ABC is slow)
+    count = len(given)
     for index, document in enumerate(given):
-        if not isinstance(document, Document):
-            raise TypeError(f"save_many() saves Documents; item {index} is "
-                            f"{type(document).__name__} {document!r}")
+        if document.__class__ not in classes:
+            if not isinstance(document, Document):
+                raise TypeError(f"save_many() saves Documents; item {index} is "
+                                f"{type(document).__name__} {document!r}")
+            classes.add(document.__class__)
         try:
             refs = document._unsaved_references()
         except ValueError as exc:
-            raise in_batch(exc, index, len(given)) from None
-        family = [*refs, document] if refs else (document,)
-        for doc in family:
-            if id(doc) in seen:
-                continue
-            seen.add(id(doc))
-            try:
-                doc.validate()
-            except ValueError as exc:
-                raise in_batch(exc, index, len(given)) from None
-            same = doc._storage is None or doc._storage is storage
-            item = _Item(doc, index, doc._pk if same or keep_keys else None)
-            if len(family) > 1:  # unsaved documents are referenced: their keys come first
-                item.waits = [id(v) for v in doc._data.values()
-                              if isinstance(v, Document) and v._pk is None]
-            items.append(item)
+            raise in_batch(exc, index, count) from None
+        if refs:
+            _family(storage, [*refs, document], index, count, keep_keys, seen, items)
+            continue
+        if id(document) in seen:
+            continue
+        seen.add(id(document))
+        try:
+            document.validate()
+        except ValueError as exc:
+            raise in_batch(exc, index, count) from None
+        owner = document._storage
+        append(_Item(document, index, document._pk if owner is None or owner is storage
+                     or keep_keys else None))
     return items
+
+
+def _family(storage: StorageAdapter, family: list[Document], index: int, count: int,
+            keep_keys: bool, seen: set[int], items: list[_Item]) -> None:
+    """Add a document and the unsaved ones it references (first) to ``items``."""
+    for doc in family:
+        if id(doc) in seen:
+            continue
+        seen.add(id(doc))
+        try:
+            doc.validate()
+        except ValueError as exc:
+            raise in_batch(exc, index, count) from None
+        same = doc._storage is None or doc._storage is storage
+        item = _Item(doc, index, doc._pk if same or keep_keys else None)
+        # unsaved documents are referenced: their keys come first
+        item.waits = [id(v) for v in doc._data.values()
+                      if isinstance(v, Document) and v._pk is None]
+        items.append(item)
 
 
 def _convert(storage: StorageAdapter, items: Sequence[_Item], count: int,
              kinds: dict[Any, Any] | None) -> dict[Any, Any]:
     """Records of ``items``, checked and serialised (nothing is sent but index probes)."""
     sparse: list[_Item] = []  # the records with empty values
-    serialize = c.serialize_record
+    record_data = storage._record_data
     for item in items:
         try:
-            item.record = record = storage._record(item.doc._to_storage(storage))
-            if "" in record.values():
-                sparse.append(item)
-            else:
-                item.data = serialize(record, b"")
+            item.record, data = record_data(item.doc._to_storage(storage))
         except (ValueError, TypeError) as exc:
             raise in_batch(exc, item.index, count) from None
+        item.data = data
+        if b"\0\0" in data or data[-1:] == b"\0":  # an empty value
+            sparse.append(item)
     if not sparse:
         return kinds or {}
     if kinds is None:
         empty = {name for item in sparse for name, value in item.record.items() if value == ""}
         index_kinds = getattr(storage.client, "index_kinds", None)
         kinds = index_kinds(sorted(empty, key=str)) if index_kinds else {}
+    indexable = storage._indexable
     for item in sparse:
         try:
-            item.record = storage._indexable(item.record, kinds)
-            item.data = serialize(item.record, b"")
+            record = indexable(item.record, kinds)
+            if record is not item.record:  # columns left out
+                item.record, item.data = record_data(record)
         except (ValueError, TypeError) as exc:
             raise in_batch(exc, item.index, count) from None
     return kinds
@@ -231,7 +253,7 @@ class _Batch:
         if given:  # first: a generated key equal to one of these then finds it taken
             pipeline.table_put_many([(it.key, it.data) for it in given])
         if new:
-            pipeline.table_putkeep_many([(it.key, it.data) for it in new])
+            pipeline.table_putkeep_many({it.key: it.data for it in new})
         try:
             results = pipeline.execute(raise_on_error=False)
         except TyrantConnectionError as exc:

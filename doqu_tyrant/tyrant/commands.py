@@ -22,8 +22,9 @@ database holds are refused here at once.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -158,9 +159,11 @@ def column_bytes(name: object, what: str = "column name") -> bytes:
     return data
 
 
-def _fast_serialize(record: object) -> bytes | None:
-    """The serialised record when every name and value is a valid ``str``
-    (the common case, checked in bulk); None to take the careful path."""
+def serialize_text_record(record: object) -> bytes | None:
+    """The serialised record (:func:`serialize_record`) when it is a dict whose
+    every name and value is a valid ``str`` -- no NUL inside, encodable, within
+    the size limit: the common case, checked in bulk; None otherwise (the
+    careful path then decides)."""
     if type(record) is not dict or "" in record:
         return None
     try:
@@ -174,6 +177,9 @@ def _fast_serialize(record: object) -> bytes | None:
     except UnicodeEncodeError:
         return None
     return data if len(data) <= p.MAX_LENGTH else None
+
+
+_fast_serialize = serialize_text_record
 
 
 def record_args(record: object, pk: bytes) -> list[bytes]:
@@ -798,26 +804,60 @@ def genuids(count: int) -> Cmd:
 
 def _table_writes(records: object, command: int, name: str, parse: BatchParser, arg: Any,
                   idempotent: bool) -> Cmd:
-    keys: list[bytes] = []
-    values: list[bytes] = []
+    keys: list[bytes] | None = None
+    values: list[Any] = []
+    if type(records) is dict:
+        values = list(records.values())
+        keys = _text_pks(list(records))
+    if keys is not None and set(map(type, values)) <= {bytes}:  # serialised already
+        _check_serialized(keys, values)
+    else:
+        keys, values = [], []
+        for pk, record in pairs_arg(records, "records"):
+            pkb = pk_bytes(pk, "primary key in records")
+            keys.append(pkb)
+            values.append(record if record.__class__ is bytes else serialize_record(record, pkb))
+        _check_serialized(keys, values)
     empty: dict[bytes, bytes] = {}  # column written empty -> the first record doing so
-    for pk, record in pairs_arg(records, "records"):
-        pkb = pk_bytes(pk, "primary key in records")
-        data = record if record.__class__ is bytes else serialize_record(record, pkb)
-        if data and data.count(0) % 2 == 0:
-            raise ValueError(f"record of {pkb!r}: {shown(data)} is not a serialised record "
-                             "(name\\0value\\0...: an odd number of NUL bytes)")
-        keys.append(pkb)
-        values.append(data)
-        if data and (b"\0\0" in data or data[-1] == 0 or data[0] == 0):
-            parts = data.split(b"\0")
-            if not all(parts[0::2]):
-                raise ValueError(f"record of {pkb!r}: {shown(data)} has an empty column name")
-            for _, column in empty_columns(pkb, parts):
-                empty.setdefault(column, pkb)
+    nul = repeat(b"\0")
+    # The records that may hold an empty name or value (spec §5.1), found in C.
+    maybe = map(operator.or_, map(operator.or_, map(bytes.__contains__, values, repeat(b"\0\0")),
+                                  map(bytes.endswith, values, nul)),
+                map(bytes.startswith, values, nul))
+    for pkb, data in compress(zip(keys, values), maybe):
+        parts = data.split(b"\0")
+        names = parts[0::2]
+        if not all(names):
+            raise ValueError(f"record of {pkb!r}: {shown(data)} has an empty column name")
+        for column in compress(names, map(operator.not_, parts[1::2])):
+            empty.setdefault(column, pkb)
     frame = p.encode_puts(keys, values, command)
     risk = Risk(name, empty=tuple((pk, col) for col, pk in empty.items())) if empty else None
     return _batch((frame, command, parse, arg, idempotent), len(keys), risk)
+
+
+def _text_pks(pks: list[Any]) -> list[bytes] | None:
+    """:func:`pk_bytes` of each of ``pks`` when all are ``str`` (checked in bulk);
+    None to check them one by one."""
+    try:
+        text = "\0".join(pks)
+    except TypeError:
+        return None
+    if not text or text.count("\0") != len(pks) - 1 or "\0\0" in text or text[0] == "\0" \
+            or text[-1] == "\0" or not text.isascii():
+        return None  # (an empty or non-ASCII key, a NUL in one: the careful path)
+    data = text.encode()
+    return data.split(b"\0") if len(data) <= p.MAX_LENGTH else None
+
+
+def _check_serialized(keys: list[bytes], values: list[bytes]) -> None:
+    """Refuse a serialised record whose names and values do not pair up."""
+    counts = list(map(bytes.count, values, repeat(b"\0")))
+    if 0 in map(int.__and__, counts, repeat(1)):
+        for pkb, data, nuls in zip(keys, values, counts):
+            if data and not nuls % 2:
+                raise ValueError(f"record of {pkb!r}: {shown(data)} is not a serialised "
+                                 "record (name\\0value\\0...: an odd number of NUL bytes)")
 
 
 def table_put_many(records: Mapping[Any, Record | bytes] | Iterable[tuple[Any, Record | bytes]]
