@@ -34,11 +34,18 @@ from doqu_tyrant.converters import UNSET, converter_manager
 from doqu_tyrant.lookups import lookup_manager
 from doqu_tyrant.query import QueryAdapter
 from doqu_tyrant.records import decode_pairs, key_bytes, key_text, parse_serialized
-from doqu_tyrant.tyrant.client import DEFAULT_PORT, Tyrant, parse_url
+from doqu_tyrant.tyrant.client import Tyrant
 from doqu_tyrant.tyrant.errors import TyrantCommandError, TyrantError
 from doqu_tyrant.tyrant.failover import FailoverTyrant, is_group_url, servers_list, split_url
 from doqu_tyrant.tyrant.indexes import ORDERED, UNKNOWN, TableIndexes
 from doqu_tyrant.tyrant.kinds import describe, is_table
+from doqu_tyrant.tyrant.options import (
+    DEFAULT_PORT,
+    check_host,
+    check_port,
+    client_options,
+    parse_url,
+)
 from doqu_tyrant.tyrant.protocol import MAX_COUNT, MAX_LENGTH, MISC_NOULOG
 
 if TYPE_CHECKING:
@@ -53,6 +60,12 @@ DEFAULT_HOST = "127.0.0.1"
 #: How many generated keys ``save`` tries before giving up (each taken one
 #: belongs to a record saved under that key by hand).
 MAX_KEY_ATTEMPTS = 1000
+#: Client settings when neither a keyword nor the URL gives them.
+CLIENT_DEFAULTS: dict[str, Any] = {
+    "timeout": 30.0, "connect_timeout": None, "pool_size": 8, "pool_timeout": 20.0,
+    "retry_reads": True, "health_check_interval": 0.05,
+}  # fmt: skip
+_DEFAULT: Any = object()  # "not given": the URL's value or the default applies
 
 
 def _name_bytes(name: Any) -> bytes:
@@ -153,13 +166,16 @@ class StorageAdapter(BaseStorageAdapter):
     Settings (keyword arguments, or the settings dict of ``doqu.get_db``):
 
     ``host`` (``"127.0.0.1"``), ``port`` (1978)
-        where the server listens; or ``url="tyrant://host:port"``.
+        where the server listens; or ``url="tyrant://host:port?timeout=5"``
+        (options as :func:`~doqu_tyrant.tyrant.options.parse_url` reads them).
     ``url="tyrant://a:1978,b:1978"`` or ``servers=["a:1978", "b:1978"]``
         a failover group (a dual master): see :doc:`/replication`.
     ``timeout`` (30 s), ``connect_timeout``
         seconds to wait for a reply / a connection (``None``: forever).
     ``pool_size`` (8), ``pool_timeout`` (20 s)
         connections shared by the threads using this adapter.
+    ``retry_reads`` (True), ``health_check_interval`` (0.05 s)
+        as for :class:`~doqu_tyrant.tyrant.Tyrant`.
     ``truncate_microseconds`` (False)
         store datetimes with microseconds by dropping them (else refused).
     ``utc_datetimes`` (False)
@@ -167,6 +183,10 @@ class StorageAdapter(BaseStorageAdapter):
     ``indexes`` (none)
         ``{"column": "lexical" | "decimal" | "token" | "qgram"}``: indexes the
         table must have; those missing are created on connect.
+
+    A setting given as a keyword wins over the same setting in ``url``, as in
+    ``Tyrant.from_url``. Every setting is checked here: a bad one raises
+    ``TypeError``/``ValueError`` naming it before any connection is made.
     """
 
     converter_manager = converter_manager
@@ -179,33 +199,46 @@ class StorageAdapter(BaseStorageAdapter):
         port: int | None = None,
         *,
         url: str | None = None,
-        timeout: float | None = 30.0,
-        connect_timeout: float | None = None,
-        pool_size: int = 8,
-        pool_timeout: float | None = 20.0,
+        timeout: float | None = _DEFAULT,
+        connect_timeout: float | None = _DEFAULT,
+        pool_size: int = _DEFAULT,
+        pool_timeout: float | None = _DEFAULT,
+        retry_reads: bool = _DEFAULT,
+        health_check_interval: float = _DEFAULT,
         truncate_microseconds: bool = False,
         utc_datetimes: bool = False,
         servers: Any = None,
         indexes: Mapping[str, str] | None = None,
     ) -> None:
-        options: dict[str, Any] = {}
+        # One precedence rule, as in Tyrant.from_url: a keyword given here wins
+        # over the same setting in the URL, which wins over the default.
+        given = {
+            "timeout": timeout, "connect_timeout": connect_timeout, "pool_size": pool_size,
+            "pool_timeout": pool_timeout, "retry_reads": retry_reads,
+            "health_check_interval": health_check_interval,
+        }  # fmt: skip
+        options = dict(CLIENT_DEFAULTS)
         self.servers, self.failover_options = _group(url, servers)
         if self.servers is not None:
             if host is not None or port is not None:
                 raise ImproperlyConfigured("give either host and port or a group of servers")
             host, port = self.servers[0]
             if url is not None and is_group_url(url):
-                options = split_url(url)[1]
+                options.update(split_url(url)[1])
         elif url is not None:
-            url_host, url_port, options = parse_url(url)
+            url_host, url_port, url_options = parse_url(url)
+            options.update(url_options)
             host = url_host if host is None else host
             port = url_port if port is None else port
-        self.host: str = DEFAULT_HOST if host is None else str(host)
-        self.port: int = DEFAULT_PORT if port is None else int(port)
-        self.timeout = options.get("timeout", timeout)
-        self.connect_timeout = options.get("connect_timeout", connect_timeout)
-        self.pool_size = options.get("pool_size", pool_size)
-        self.pool_timeout = options.get("pool_timeout", pool_timeout)
+        options.update(client_options(**{k: v for k, v in given.items() if v is not _DEFAULT}))
+        self.host: str = check_host(DEFAULT_HOST if host is None else host)
+        self.port: int = check_port(DEFAULT_PORT if port is None else port)
+        self.timeout: float | None = options["timeout"]
+        self.connect_timeout: float | None = options["connect_timeout"]
+        self.pool_size: int = options["pool_size"]
+        self.pool_timeout: float | None = options["pool_timeout"]
+        self.retry_reads: bool = options["retry_reads"]
+        self.health_check_interval: float = options["health_check_interval"]
         self.truncate_microseconds = bool(truncate_microseconds)
         self.utc_datetimes = bool(utc_datetimes)
         self.indexes = _index_settings(indexes)
@@ -226,12 +259,15 @@ class StorageAdapter(BaseStorageAdapter):
             client = FailoverTyrant(
                 servers=self.servers, timeout=self.timeout,
                 connect_timeout=self.connect_timeout, pool_size=self.pool_size,
-                pool_timeout=self.pool_timeout, **{"unique_ids": True, **self.failover_options},
+                pool_timeout=self.pool_timeout, retry_reads=self.retry_reads,
+                health_check_interval=self.health_check_interval,
+                **{"unique_ids": True, **self.failover_options},
             )  # fmt: skip
         else:
             client = Tyrant(
                 self.host, self.port, self.timeout, connect_timeout=self.connect_timeout,
                 pool_size=self.pool_size, pool_timeout=self.pool_timeout,
+                retry_reads=self.retry_reads, health_check_interval=self.health_check_interval,
             )
         try:
             kind = client.kind()  # one STAT, remembered by the client

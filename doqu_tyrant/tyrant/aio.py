@@ -24,7 +24,6 @@ from . import commands as c
 from . import indexes as ix
 from . import kinds as k
 from . import protocol as p
-from .client import DEFAULT_PORT, parse_url
 from .errors import (
     TyrantCommandError,
     TyrantConnectError,
@@ -34,6 +33,7 @@ from .errors import (
     TyrantProtocolError,
     TyrantTimeout,
 )
+from .options import DEFAULT_PORT, check_host, check_port, client_options, parse_url
 from .query import AsyncQuery
 
 __all__ = ["AsyncTyrant", "AsyncPipeline", "AsyncConnection", "AsyncConnectionPool"]
@@ -337,8 +337,14 @@ class AsyncTyrant:
         if servers is not None:
             raise TypeError(f"servers=[...] makes a failover group; {type(self).__name__} "
                             "is a single-server client")
-        self.host = host
-        self.port = int(port)
+        self.host = check_host(host)
+        self.port = check_port(port)
+        checked = client_options(timeout=timeout, connect_timeout=connect_timeout,
+                                 pool_size=pool_size, pool_timeout=pool_timeout,
+                                 retry_reads=retry_reads)
+        timeout = checked["timeout"]
+        connect_timeout = checked["connect_timeout"]
+        pool_timeout = checked["pool_timeout"]
         self.timeout = timeout
         self.retry_reads = retry_reads
         self._pool = AsyncConnectionPool(host, self.port, pool_size,

@@ -28,7 +28,6 @@ import socket
 import time
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
 
 from . import commands as c
 from . import indexes as ix
@@ -43,13 +42,13 @@ from .errors import (
     TyrantProtocolError,
     TyrantTimeout,
 )
+from .options import DEFAULT_PORT, check_host, check_port, client_options, parse_url
 from .pool import ConnectionPool
 from .query import Query
 from .table import Table
 
 __all__ = ["Connection", "Tyrant", "Table", "Pipeline", "DEFAULT_PORT", "parse_url"]
 
-DEFAULT_PORT = 1978
 T = TypeVar("T")
 
 _RECV_SIZE = 262144
@@ -61,27 +60,6 @@ _OK_NONE = p.Reply(True, None)
 _decode_reply = p.decode_reply
 _monotonic = time.monotonic
 _ITERINIT = p.encode_simple(p.ITERINIT)
-
-
-def parse_url(url: str) -> tuple[str, int, dict[str, Any]]:
-    """``tyrant://host:port?timeout=5&pool_size=4`` → (host, port, options)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("tyrant", "tt", ""):
-        raise ValueError(f"not a tyrant:// URL: {url!r}")
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or DEFAULT_PORT
-    options: dict[str, Any] = {}
-    for name, values in parse_qs(parts.query).items():
-        value = values[-1]
-        if name in ("timeout", "connect_timeout", "pool_timeout", "health_check_interval"):
-            options[name] = None if value.lower() == "none" else float(value)
-        elif name == "pool_size":
-            options[name] = int(value)
-        elif name == "retry_reads":
-            options[name] = value.lower() in ("1", "true", "yes", "on")
-        else:
-            raise ValueError(f"unknown option {name!r} in {url!r}")
-    return host, port, options
 
 
 class Connection:
@@ -366,8 +344,16 @@ class Tyrant:
         if servers is not None:
             raise TypeError(f"servers=[...] makes a failover group; {type(self).__name__} "
                             "is a single-server client")
-        self.host = host
-        self.port = int(port)
+        self.host = check_host(host)
+        self.port = check_port(port)
+        checked = client_options(
+            timeout=timeout, connect_timeout=connect_timeout, pool_size=pool_size,
+            pool_timeout=pool_timeout, retry_reads=retry_reads,
+            health_check_interval=health_check_interval,
+        )  # fmt: skip
+        timeout = checked["timeout"]
+        connect_timeout = checked["connect_timeout"]
+        health_check_interval = checked["health_check_interval"]
         self.timeout = timeout
         self.retry_reads = retry_reads
 
@@ -379,9 +365,9 @@ class Tyrant:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Tyrant:
         """A client for ``tyrant://host:port`` (query options allowed:
-        ``?timeout=5&pool_size=4``); keyword options override them.
-        ``tyrant://a:1978,b:1978`` gives a failover group
-        (:class:`~.failover.FailoverTyrant`)."""
+        ``?timeout=5&pool_size=4``, see :func:`~.options.parse_url`); keyword
+        options override the URL's. ``tyrant://a:1978,b:1978`` gives a failover
+        group (:class:`~.failover.FailoverTyrant`)."""
         from .failover import is_group_url
 
         if is_group_url(url):
