@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import locale
 import logging
 import os
@@ -21,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from doqu_tyrant.tyrant import protocol as p
+from doqu_tyrant.tyrant.options import check_count, check_port, check_seconds
 
-from .cabinet import Cabinet
 from .commands import Commands
 from .connection import Connection
+from .paths import open_database, parse_path
 from .replication import Replicator
 from .rts import RtsFile
 from .ulog import DEFAULT_LIMIT, UpdateLog
@@ -63,6 +65,16 @@ def use_c_locale() -> None:
     """
     with contextlib.suppress(locale.Error):
         locale.setlocale(locale.LC_CTYPE, "C")
+
+
+def _bind_problem(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use (another server listens there; choose another --port)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "this machine has no such address (check --host)"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges)"
+    return (exc.strerror or str(exc)).lower()
 
 
 @dataclass(eq=False)
@@ -137,12 +149,25 @@ class Server:
         replication_check: bool = False,
         allow_setmst: bool = False,
     ) -> None:
-        if not 0 <= sid <= 0xFFFF:
-            raise ValueError("sid must be between 0 and 65535")
+        # Everything is checked here, before a file or a socket is touched.
+        self.database = parse_path(path)
+        port = check_port(port, "port", allow_zero=True)
+        sid = check_count(sid, "sid", 0)
+        if sid > 0xFFFF:
+            raise ValueError(f"sid must be from 0 to 65535, got {sid}")
         if ulog_dir is not None and sid < 1:
             raise ValueError("an update log needs a server id (sid) of at least 1")
-        if threads < 1:
-            raise ValueError("threads must be at least 1")
+        threads = check_count(threads, "threads")
+        max_length = check_count(max_length, "max_length")
+        ulog_limit = check_count(ulog_limit, "ulog_limit")
+        backlog = check_count(backlog, "backlog")
+        frame_timeout = check_seconds(frame_timeout, "frame_timeout", allow_none=False,
+                                      allow_zero=True) or 0.0
+        if dump_dir is not None and not os.path.isdir(dump_dir):
+            missing = "does not exist" if not os.path.exists(dump_dir) else "is not a directory"
+            raise ValueError(f"dump_dir {os.fspath(dump_dir)!r} {missing}")
+        if ulog_dir is not None and os.path.exists(ulog_dir) and not os.path.isdir(ulog_dir):
+            raise ValueError(f"ulog_dir {os.fspath(ulog_dir)!r} is not a directory")
         self.path = os.fspath(path)
         self.host = host
         self.port = port
@@ -188,7 +213,15 @@ class Server:
         self._stop = asyncio.Event()
         if self._stop_requested:
             self._stop.set()
-        db = Cabinet(self.path)
+        # Bind before the database is opened (and perhaps created): a port in
+        # use must not leave a new, empty database file behind.
+        listening = self._bind()
+        try:
+            db = open_database(self.database)
+        except BaseException:
+            listening.close()
+            raise
+        sock: socket.socket | None = listening  # until the asyncio server owns it
         ulog: UpdateLog | None = None
         executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.threads, thread_name_prefix="tyrant-worker"
@@ -213,12 +246,12 @@ class Server:
             commands.allow_setmst = self.allow_setmst
             if ulog is not None:
                 ulog.listener = engine.notify_repl
-            sock = self._bind()
             bound = engine  # for the closure
             aserver = await loop.create_server(
-                lambda: Connection(bound), sock=sock, backlog=self.backlog
+                lambda: Connection(bound), sock=listening, backlog=self.backlog
             )
-            self.host, self.port = sock.getsockname()[:2]
+            sock = None
+            self.host, self.port = listening.getsockname()[:2]
             if self.pid_file is not None:
                 with open(self.pid_file, "w") as f:
                     f.write(f"{os.getpid()}\n")
@@ -234,6 +267,8 @@ class Server:
             await self._stop.wait()
             log.info("shutting down")
         finally:
+            if sock is not None:
+                sock.close()
             if aserver is not None:
                 aserver.close()
             if replicator is not None:
@@ -259,16 +294,25 @@ class Server:
                     loop.remove_signal_handler(signum)
 
     def _bind(self) -> socket.socket:
+        """The listening socket's bind; ``OSError`` names the address and why."""
         host = self.host or None
-        infos = socket.getaddrinfo(
-            host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
+        where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        try:
+            infos = socket.getaddrinfo(
+                host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+        except socket.gaierror as exc:
+            raise OSError(f"cannot listen on {where}: unknown host {self.host!r} "
+                          f"({exc.strerror})") from None
         family, type_, proto, _name, addr = infos[0]
         sock = socket.socket(family, type_, proto)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(addr)
             sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"cannot listen on {where}: {_bind_problem(exc)}") from None
         except BaseException:
             sock.close()
             raise

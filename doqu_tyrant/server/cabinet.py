@@ -127,7 +127,10 @@ def _declare(name: str) -> Any:
 
 _tcadbnew = _declare("tcadbnew")
 _tcadbdel = _declare("tcadbdel")
-_tcadbopen = _declare("tcadbopen")
+# tcadbopen through a handle that keeps errno, so that a failed open can say why
+# (EAGAIN: another process holds the lock of a no-wait open).
+_tcadbopen: Any = ctypes.CDLL(_lib._name, use_errno=True).tcadbopen
+_tcadbopen.restype, _tcadbopen.argtypes = _PROTOTYPES["tcadbopen"]
 _tcadbclose = _declare("tcadbclose")
 _tcadbput = _declare("tcadbput")
 _tcadbputkeep = _declare("tcadbputkeep")
@@ -468,9 +471,12 @@ class Cabinet:
             raise ValueError("database name contains a NUL byte")
         _refuse_aborting_open(raw)
         adb = _tcadbnew()
+        ctypes.set_errno(0)
         if not _tcadbopen(adb, raw):
+            err = ctypes.get_errno()
             _tcadbdel(adb)
-            raise OSError(f"Tokyo Cabinet cannot open {os.fsdecode(raw)!r}")
+            message = f"Tokyo Cabinet cannot open {os.fsdecode(raw)!r}"
+            raise OSError(err, message) if err else OSError(message)
         self._adb = ctypes.c_void_p(adb)
         self._omode = int(_tcadbomode(adb))
         self._table = self._omode == ADBOTDB
@@ -938,7 +944,7 @@ def _refuse_aborting_open(name: bytes) -> None:
                 continue
             if probe is None:
                 try:
-                    probe = Cabinet(path + b"#mode=r")
+                    probe = Cabinet(path + b"#mode=rf")  # never wait for another's lock
                 except OSError:
                     return
             if probe._has_empty_values(probe._handle(), column):

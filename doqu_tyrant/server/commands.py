@@ -458,6 +458,10 @@ class Commands:
                 log.warning("COPY refused: the @command form needs --copy-commands")
                 return REPLY_FAIL
             return REPLY_OK if self.db.copy(raw) else REPLY_FAIL
+        if self.dump_dir is None:
+            log.warning("COPY %r refused: COPY is disabled; start the server with --dump-dir",
+                        raw)
+            return REPLY_FAIL
         target = self.confine(raw)
         if target is None:
             log.warning("COPY refused: %r is not a file inside the dump directory", raw)
@@ -468,6 +472,10 @@ class Commands:
 
     def _restore(self, r: Request) -> bytes:
         raw, ts, opts = r[1]
+        if self.dump_dir is None:
+            log.warning("RESTORE %r refused: RESTORE is disabled; start the server with "
+                        "--dump-dir", raw)
+            return REPLY_FAIL
         directory = self.confine(raw, directory=True)
         if directory is None or not os.path.isdir(directory):
             log.warning("RESTORE refused: %r is not a directory inside the dump directory", raw)

@@ -160,7 +160,11 @@ class Connection(asyncio.Protocol):
                     counts[cmd] += len(event[1])
                     runs[cmd](event[1], out)  # type: ignore[misc]
                 elif event.__class__ is Rejected:
-                    log.debug("rejected request on fd %d: %s", self.fd, event[0])
+                    if "length" in event[0]:  # over --max-length: say so
+                        log.info("fd %d: rejected a request: %s (--max-length is %d)",
+                                 self.fd, event[0], self.engine.max_length)
+                    else:
+                        log.debug("rejected request on fd %d: %s", self.fd, event[0])
                     if not decoder.buffered:
                         self._write(out)
                         self._grace = self.engine.loop.call_later(REJECT_GRACE, self._close)
@@ -186,8 +190,8 @@ class Connection(asyncio.Protocol):
         buffered = decoder.buffered
         if buffered:
             if buffered > self.max_buffer:
-                log.warning("fd %d: incomplete frame over %d bytes; closing",
-                            self.fd, self.max_buffer)
+                log.warning("fd %d: closing: incomplete request over %d bytes (--max-length "
+                            "is %d)", self.fd, self.max_buffer, self.engine.max_length)
                 self._close()
             elif handled or self._timer is None:
                 self._arm_timer()
@@ -279,7 +283,7 @@ class Connection(asyncio.Protocol):
             self._arm_timer()  # the client is slow to read replies, not to send
             return
         if self.decoder.buffered and not self.busy and not self.streaming:
-            log.info("fd %d: frame incomplete for %ss; closing", self.fd,
+            log.info("fd %d: closing: request incomplete for %ss (--frame-timeout)", self.fd,
                      self.engine.frame_timeout)
             self._close()
 
