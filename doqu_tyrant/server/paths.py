@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import weakref
 from dataclasses import dataclass
 
 from .cabinet import Cabinet
@@ -187,10 +188,17 @@ def open_database(db: DatabasePath) -> Cabinet:
     problem = _location_problem(db)
     if problem is not None:
         raise OSError(f"cannot open the database {db.path!r}: {problem}")
+    real = None if db.in_memory else os.path.realpath(db.path)
     try:
-        return Cabinet(db.no_wait_name())
+        cabinet = Cabinet(db.no_wait_name())
     except OSError as exc:
         code = exc.errno
+        here = _open_here.get(real) if real is not None else None
+        if here is not None and not here.closed:
+            raise DatabaseInUse(
+                f"the database {db.path!r} is already open in this process (another Server "
+                "serves it); stop that one first"
+            ) from None
         if code in (errno.EAGAIN, errno.EACCES) and os.path.exists(db.path) and os.access(
             db.path, os.R_OK | (os.W_OK if "w" in db.mode else 0)
         ):
@@ -207,3 +215,11 @@ def open_database(db: DatabasePath) -> Cabinet:
         else:
             why = "Tokyo Cabinet refused it"
         raise OSError(f"cannot open the database {db.path!r}: {why}") from None
+    if real is not None:
+        _open_here[real] = cabinet
+    return cabinet
+
+
+# Files this process has open (Tokyo Cabinet refuses a second open in one
+# process with EINVAL, which would otherwise read as a damaged file).
+_open_here: weakref.WeakValueDictionary[str, Cabinet] = weakref.WeakValueDictionary()

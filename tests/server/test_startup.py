@@ -90,6 +90,15 @@ def test_database_in_use_in_process(tmp_path: Path) -> None:
         first.close()
 
 
+def test_database_open_twice_in_one_process(tmp_path: Path) -> None:
+    path = str(tmp_path / "twice.tct")
+    with Server(path, port=0):
+        with pytest.raises(DatabaseInUse, match="already open in this process"):
+            Server(path, port=0).start(timeout=BOUND)
+    with Server(path, port=0):  # closed: free again
+        pass
+
+
 # -- 2. option values ------------------------------------------------------------------------
 
 
