@@ -9,11 +9,15 @@
 * :mod:`.protocol` — the sans-IO codec both clients (and the bundled server)
   use.
 
-This package never imports doqu.
+This package never imports doqu, and imports asyncio only when an asyncio
+name is first used (a short-lived command line need not pay for it).
 """
 
-from .aio import AsyncConnection, AsyncConnectionPool, AsyncPipeline, AsyncTyrant
-from .aio_failover import AsyncFailoverTyrant
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .client import DEFAULT_PORT, Connection, Pipeline, Table, Tyrant, parse_url
 from .commands import (
     INDEX_DECIMAL,
@@ -103,3 +107,25 @@ __all__ = [
     "ENOREC",
     "EMISC",
 ]
+
+
+if TYPE_CHECKING:
+    from .aio import AsyncConnection, AsyncConnectionPool, AsyncPipeline, AsyncTyrant
+    from .aio_failover import AsyncFailoverTyrant
+
+_LAZY = {name: ".aio" for name in ("AsyncTyrant", "AsyncConnection", "AsyncConnectionPool",
+                                    "AsyncPipeline")}
+_LAZY["AsyncFailoverTyrant"] = ".aio_failover"
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
