@@ -13,6 +13,7 @@ from doqu_tyrant.tyrant.commands import pk_bytes, record_args
 from . import connect
 from .conditions import conditions
 from .jsonlines import record_to_json, value_to_json
+from .progress import terminal
 from .status import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from .text import escape, print_table, unescape
 
@@ -140,8 +141,6 @@ def build_query(client: Any, args: argparse.Namespace) -> Any:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from .progress import terminal
-
     with connect.client(args) as client:
         query = build_query(client, args)
         connect.need_table(client, args, "query")

@@ -232,6 +232,15 @@ def test_numeric_lookups_with_numbers(people, cond, keys):
     assert sorted(done.stdout.decode().split()) == keys
 
 
+@pytest.mark.parametrize("cond", ["name__regex=(", "name__iregex=[a-"])
+def test_invalid_regular_expression_is_refused(people, cond):
+    pytest.importorskip("doqu_tyrant.tyrant.regex", reason="the regex checker is not merged yet")
+    url, _ = people
+    done = run("query", "--where", cond, "--keys", url=url)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "bad query" in error_line(done) and done.stdout == b""
+
+
 def test_numeric_without_order_is_refused(people):
     url, _ = people
     done = run("query", "--numeric", url=url)
