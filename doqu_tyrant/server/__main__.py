@@ -30,6 +30,7 @@ from doqu_tyrant.tyrant.options import (
     positive_int_arg,
     seconds_or_zero_arg,
     server_port_arg,
+    size_arg,
 )
 from doqu_tyrant.tyrant.protocol import MAX_LENGTH
 
@@ -83,14 +84,15 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
         "(off by default: any client could run programs)",
     )  # fmt: skip
     parser.add_argument("--ulog", metavar="DIR", help="write an update log to DIR")
-    parser.add_argument("--ulim", type=positive_int_arg, default=DEFAULT_LIMIT,
+    parser.add_argument("--ulim", type=size_arg, default=DEFAULT_LIMIT,
                         metavar="BYTES",
-                        help="size of one update-log file (default: %(default)s)")
+                        help="size of one update-log file, e.g. 1G (default: %(default)s)")
     parser.add_argument("--sid", type=non_negative_int_arg, default=0,
                         help="server id, 1-65535 (needed with --ulog and for replication)")
-    parser.add_argument("--max-length", type=positive_int_arg, default=MAX_LENGTH,
+    parser.add_argument("--max-length", type=size_arg, default=MAX_LENGTH,
                         metavar="BYTES",
-                        help="largest key/value/argument accepted (default: %(default)s)")
+                        help="largest key/value/argument accepted, e.g. 64M (default: "
+                        "%(default)s)")
     parser.add_argument(
         "--frame-timeout", type=seconds_or_zero_arg, default=DEFAULT_FRAME_TIMEOUT,
         metavar="SECONDS",

@@ -51,6 +51,8 @@ __all__ = [
     "positive_int_arg",
     "non_negative_int_arg",
     "seconds_arg",
+    "size_arg",
+    "parse_size",
     "seconds_or_zero_arg",
     "directory_arg",
     "output_file_arg",
@@ -319,6 +321,24 @@ positive_int_arg = argtype(lambda t: check_count(_int(t, "the value"), "the valu
 #: A count of at least 0.
 non_negative_int_arg = argtype(
     lambda t: check_count(_int(t, "the value"), "the value", 0), "count")
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str, what: str = "the size") -> int:
+    """Bytes: a whole number with an optional K, M, G or T (powers of 1024;
+    ``64M``, ``64MB`` and ``64MiB`` are the same), at least 1."""
+    raw = text.strip().lower()
+    raw = raw.removesuffix("ib") if raw.endswith("ib") else raw.removesuffix("b")
+    unit = raw[-1:] if raw[-1:] in _SIZE_UNITS and raw[-1:] else ""
+    digits = raw[: len(raw) - len(unit)]
+    if not digits.isdigit():
+        raise ValueError(f"{what} must be a number of bytes (e.g. 1048576, 512K, 64M, 2G), "
+                         f"got {text!r}")
+    return check_count(int(digits) * _SIZE_UNITS[unit], what)
+
+
+#: Bytes, with an optional K/M/G/T suffix (``--max-length 64M``).
+size_arg = argtype(lambda t: parse_size(t, "the size"), "bytes")
 #: Seconds above 0.
 seconds_arg = argtype(
     lambda t: check_seconds(_float(t, "the value"), "the value", allow_none=False), "seconds")

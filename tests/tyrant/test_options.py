@@ -15,7 +15,13 @@ import pytest
 import doqu
 from doqu_tyrant import StorageAdapter
 from doqu_tyrant.tyrant import AsyncTyrant, Tyrant, parse_url
-from doqu_tyrant.tyrant.options import URL_FORM, check_port, check_seconds, client_options
+from doqu_tyrant.tyrant.options import (
+    URL_FORM,
+    check_port,
+    check_seconds,
+    client_options,
+    parse_size,
+)
 
 GOOD = "tyrant://127.0.0.1:1978"
 
@@ -194,3 +200,11 @@ def test_async_from_url_checks_before_any_loop_runs() -> None:
         await t.aclose()
 
     asyncio.run(main())
+
+
+def test_sizes() -> None:
+    assert [parse_size(t) for t in ("1024", "512K", "64M", "64mb", "64MiB", "2g")] == [
+        1024, 512 << 10, 64 << 20, 64 << 20, 64 << 20, 2 << 30]
+    for bad in ("0", "-5", "1.5M", "abc", "", "12Q"):
+        with pytest.raises(ValueError):
+            parse_size(bad)
