@@ -8,9 +8,11 @@ and nothing created on disk.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -265,13 +267,44 @@ def test_missing_directory_and_unknown_suffix(tmp_path: Path) -> None:
         done.stderr.decode()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may open any file")
-def test_permission_denied(tmp_path: Path) -> None:
-    path = tmp_path / "locked.tch"
-    path.write_bytes(b"")
-    path.chmod(0)
-    done, _ = run_server("--port", "0", str(path))
-    assert done.returncode == 1 and "permission denied" in done.stderr.decode()
+def _as_unprivileged_user() -> list[str] | None:
+    """A command prefix that runs Python without root's rights, or None."""
+    if os.geteuid() != 0:
+        return [sys.executable]
+    if shutil.which("setpriv") is None:
+        return None
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for python in (sys.executable, "/usr/bin/python3"):
+        probe = subprocess.run(
+            [*drop, python, "-c", "import sys, doqu_tyrant.server; assert sys.version_info >= "
+             "(3, 10)"], capture_output=True, timeout=60, env=env, cwd="/")
+        if probe.returncode == 0:
+            return [*drop, python]
+    return None
+
+
+def test_permission_denied() -> None:
+    prefix = _as_unprivileged_user()
+    if prefix is None:
+        pytest.skip("root, and no way to run Python as an unprivileged user")
+    directory = Path(tempfile.mkdtemp(prefix="tyrant-perm-"))
+    try:
+        directory.chmod(0o755)  # others may enter, not create
+        locked = directory / "locked.tch"
+        locked.write_bytes(b"")
+        locked.chmod(0o600)
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        for path, message in ((locked, "may not read and write"),
+                              (directory / "new.tch", "may not create files in")):
+            done = subprocess.run([*prefix, "-m", "doqu_tyrant.server", "--port", "0",
+                                   str(path)], capture_output=True, env=env, timeout=60,
+                                  cwd="/")
+            assert done.returncode == 1, done.stderr
+            line = one_error_line(done, b"python -m doqu_tyrant.server")
+            assert "permission denied" in line and message in line
+    finally:
+        shutil.rmtree(directory)
 
 
 def test_copy_disabled_says_how_to_enable_it(tmp_path: Path, server_factory: ServerFactory
