@@ -25,39 +25,36 @@ RATE_WIDTH = 9  # "9,999,999"
 def render(label: str, done: int, fraction: float | None, rate: float, width: int,
            count_width: int = COUNT_WIDTH) -> str:
     """The progress line for a terminal ``width`` columns wide (at most
-    ``width - 1`` characters, so the cursor never wraps)."""
+    ``width - 1`` characters, so the cursor never wraps).
+
+    The first layout that fits wins: bar, count and rate; bar and count;
+    count and rate; count; then the bare percentage or count.
+    """
     room = max(width - 1, 0)
+    share = None if fraction is None else min(max(fraction, 0.0), 1.0)
+    head = label if share is None else f"{label} {share:4.0%}"
     count = f"{done:>{count_width},}"
     rate_text = f"{rate:>{RATE_WIDTH},.0f}/s"
-    pct = None if fraction is None else f"{min(max(fraction, 0.0), 1.0):4.0%}"
 
     def layout(bar: bool, records: bool, with_rate: bool) -> str | None:
-        head = [label] if pct is None else [label, pct]
-        tail = [count + (" records" if records else "")]
-        if with_rate:
-            tail.append(" " + rate_text)
-        text = " ".join(head) + " " + " ".join(tail)
-        if bar and pct is not None and fraction is not None:
-            bar_width = min(BAR_MAX, room - len(text) - 3)  # " [" + "]"
-            if bar_width < BAR_MIN:
+        tail = count + (" records" if records else "") + ("  " + rate_text if with_rate else "")
+        if not bar:
+            text = f"{head} {tail}"
+        else:
+            bar_width = min(BAR_MAX, room - len(head) - len(tail) - 4)  # " [", "] "
+            if share is None or bar_width < BAR_MIN:
                 return None
-            filled = int(bar_width * min(max(fraction, 0.0), 1.0))
-            text = (" ".join(head) + " [" + "#" * filled + " " * (bar_width - filled) + "] "
-                    + " ".join(tail))
+            filled = int(bar_width * share)
+            text = f"{head} [{'#' * filled}{' ' * (bar_width - filled)}] {tail}"
         return text if len(text) <= room else None
 
-    for bar, records, with_rate in ((True, True, True), (True, True, False),
-                                    (False, True, True), (False, True, False),
-                                    (False, False, False)):
-        if bar and pct is None:
-            continue
-        text = layout(bar, records, with_rate)
+    for choice in ((True, True, True), (True, True, False), (False, True, True),
+                   (False, True, False), (False, False, False)):
+        text = layout(*choice)
         if text is not None:
             return text
-    for short in (f"{label} {pct or count.strip()}", pct or count.strip()):
-        if len(short) <= room:
-            return short
-    return ""
+    short = count.strip() if share is None else f"{share:.0%}"
+    return short if len(short) <= room else ""
 
 
 def _width(stream: IO[str]) -> int:
