@@ -26,6 +26,7 @@ from doqu_tyrant.tyrant.options import (
     directory_arg,
     non_negative_int_arg,
     output_file_arg,
+    parse_address,
     parse_url,
     positive_int_arg,
     seconds_or_zero_arg,
@@ -130,23 +131,12 @@ def add_replication_options(parser: argparse.ArgumentParser) -> None:
 
 def master_address(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[v6]:PORT``; the port defaults to 1978) for ``--master``."""
-    host, port = text, str(DEFAULT_PORT)
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0 or text[end + 1 : end + 2] not in ("", ":"):
-            raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
-        host, rest = text[1:end], text[end + 1 :]
-        if rest:
-            port = rest[1:]
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    elif ":" in text:
-        raise argparse.ArgumentTypeError(f"{text!r}: write an IPv6 address as [ADDRESS]:PORT")
-    if not host:
-        raise argparse.ArgumentTypeError(f"{text!r} has no host")
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r}: the port must be a number from 1 to 65535")
-    return host, int(port)
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        problem = str(exc)
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no host" if problem == "no host" else problem) from None
 
 
 def raise_file_limit() -> None:
@@ -225,8 +215,8 @@ def main(argv: list[str] | None = None, prog: str = PROG, name: str | None = Non
     try:
         server.serve_forever(ready)
     except RtsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:
         print(f"{name}: error: {_os_message(exc)}", file=sys.stderr)
         return EXIT_FAILED

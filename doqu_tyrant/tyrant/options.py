@@ -188,6 +188,36 @@ def _url_value(name: str, text: str) -> Any:
         raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
 
 
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` (an IPv6 address as ``[ADDRESS]:PORT``; port 1978 when
+    absent) → ``(host, port)``, the host in lower case; ``ValueError`` names
+    the problem."""
+    if text.startswith("["):
+        end = text.find("]")
+        host, rest = (text[1:end], text[end + 1 :]) if end > 0 else ("", "")
+        if end < 0 or (rest and not rest.startswith(":")):
+            raise ValueError(f"{text!r} is not [ADDRESS]:PORT")
+        if not host:
+            raise ValueError("no host")
+    elif text.count(":") > 1:
+        raise ValueError(f"{text!r}: write an IPv6 address as [ADDRESS]:PORT")
+    else:
+        host, colon, rest = text.partition(":")
+        rest = colon + rest
+    if not host:
+        raise ValueError("no host")
+    if any(ch in host for ch in "/?#@ ") or any(ord(ch) < 33 for ch in host):
+        raise ValueError(f"{host!r} is not a host name or address")
+    if not rest:
+        return host.lower(), DEFAULT_PORT
+    digits = rest[1:]
+    if not digits:
+        raise ValueError("the port is empty")
+    if not digits.isdigit() or not 1 <= int(digits) <= 65535:
+        raise ValueError(f"the port must be a number from 1 to 65535, not {digits!r}")
+    return host.lower(), int(digits)
+
+
 def parse_url(url: str) -> tuple[str, int, dict[str, Any]]:
     """``tyrant://host:port?timeout=5&pool_size=4`` → ``(host, port, options)``.
 
@@ -222,25 +252,12 @@ def parse_url(url: str) -> tuple[str, int, dict[str, Any]]:
         raise bad(f"a Tyrant server has no paths ({parts.path!r})")
     if parts.fragment or url.endswith("#"):
         raise bad("a fragment (#...) has no meaning here")
-    netloc = parts.netloc
-    if not netloc:
-        raise bad("no host")
-    if "," in netloc:
+    if "," in parts.netloc:
         raise bad("one host:port is expected here")
     try:
-        host = parts.hostname
-        port = parts.port
-    except ValueError as exc:  # a port that is not a number or out of range
-        text = netloc.rpartition(":")[2]
-        raise bad(f"the port must be a number from 1 to 65535, not {text!r}") from exc
-    if not host:
-        raise bad("no host")
-    if netloc.endswith(":"):
-        raise bad("the port is empty")
-    if port is None:
-        port = DEFAULT_PORT
-    elif port == 0:
-        raise bad("the port must be from 1 to 65535, not 0")
+        host, port = parse_address(parts.netloc)
+    except ValueError as exc:
+        raise bad(str(exc)) from None
     options: dict[str, Any] = {}
     if parts.query or url.endswith("?"):
         try:

@@ -54,7 +54,7 @@ def test_async_client_refuses_a_bad_port_at_construction() -> None:
     ("localhost:1978", "no tyrant:// scheme"),
     ("garbage", "no tyrant:// scheme"),
     ("", "it is empty"),
-    ("tyrant://127.0.0.1:0", "the port must be from 1 to 65535, not 0"),
+    ("tyrant://127.0.0.1:0", "the port must be a number from 1 to 65535, not '0'"),
     ("tyrant:/db1:5000", "the scheme must be followed by //HOST"),
     ("tyrant://", "no host"),
     ("tyrant://:1978", "no host"),
@@ -76,7 +76,6 @@ def test_async_client_refuses_a_bad_port_at_construction() -> None:
     ("tyrant://h:1978?pool_size=2.5", "pool_size must be a whole number"),
     ("tyrant://h:1978?retry_reads=maybe", "retry_reads must be true or false"),
     ("tyrant://h:1978?timeout=1&timeout=2", "option 'timeout' is given twice"),
-    ("tyrant://a:1978,b:1978", "one host:port is expected here"),
     ("tyrant://h :1978", "a space"),
 ])  # fmt: skip
 def test_malformed_urls_are_refused(url: str, problem: str) -> None:
@@ -88,6 +87,14 @@ def test_malformed_urls_are_refused(url: str, problem: str) -> None:
         text = str(info.value)
         assert text.startswith(f"bad URL {url!r}: ") and problem in text, text
         assert URL_FORM in text
+
+
+def test_parse_url_takes_one_server() -> None:
+    """A group URL is split by the failover layer, which parses each part."""
+    with pytest.raises(ValueError, match="one host:port is expected here"):
+        parse_url("tyrant://a:1978,b:1978")
+    with pytest.raises(ValueError, match="write an IPv6 address as"):
+        parse_url("tyrant://::1:1978")
 
 
 def test_good_urls() -> None:
