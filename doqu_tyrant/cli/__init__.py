@@ -38,9 +38,8 @@ from doqu_tyrant.tyrant import (
     TyrantError,
     TyrantTimeout,
 )
-from doqu_tyrant.tyrant.options import parse_url
 
-from .connect import DEFAULT_URL
+from .connect import DEFAULT_URL, check_url
 from .jsonlines import LineError, parse_line, record_to_json, value_to_json
 from .parser import build_parser, glue_order, split_serve
 from .serve import cmd_serve
@@ -84,7 +83,7 @@ def _resolve_url(url: str | None) -> str:
     if url is None:
         return DEFAULT_URL
     try:
-        parse_url(url)
+        check_url(url)
     except ValueError as exc:
         raise CliError(f"{exc} (from {source})", EXIT_USAGE) from None
     return url

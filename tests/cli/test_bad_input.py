@@ -187,6 +187,16 @@ def test_bad_url_is_reported_before_reading_the_input(tmp_path):
     assert done.returncode == 2 and "bad URL" in error_line(done)
 
 
+def test_a_failover_group_url(people, nobody):
+    url, _ = people
+    group = f"{nobody},{url.removeprefix('tyrant://')}?timeout=5"
+    done = run("--url", group, "query", "--where", "name=Bob", "--keys")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"u2\n"
+    done = run("--url", f"{nobody},:1978", "stat")
+    assert done.returncode == 2 and "bad URL" in error_line(done)
+
+
 def test_url_options_are_used(people):
     url, _ = people
     done = run("--url", url + "?timeout=5&pool_size=1", "stat", "--json")
