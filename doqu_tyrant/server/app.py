@@ -12,7 +12,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
-import locale
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from doqu_tyrant.tyrant import protocol as p
 from doqu_tyrant.tyrant.options import check_count, check_port, check_seconds
 
+from .clocale import use_c_locale
 from .commands import Commands
 from .connection import Connection
 from .paths import open_database, parse_path
@@ -54,17 +54,6 @@ def _rts_path(db_path: str, given: str | os.PathLike[str] | None,
     if not replicating or on_memory:
         return None
     return file + ".rts"
-
-
-def use_c_locale() -> None:
-    """Run Tokyo Cabinet in the C locale, as ttserver runs.
-
-    Python adopts the environment's LC_CTYPE (often UTF-8) at startup; the
-    library's regular expressions (STRRX, MISC regex) would then treat text
-    as multibyte characters instead of bytes. This is process-wide.
-    """
-    with contextlib.suppress(locale.Error):
-        locale.setlocale(locale.LC_CTYPE, "C")
 
 
 def _bind_problem(exc: OSError) -> str:
@@ -224,7 +213,8 @@ class Server:
         sock: socket.socket | None = listening  # until the asyncio server owns it
         ulog: UpdateLog | None = None
         executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.threads, thread_name_prefix="tyrant-worker"
+            max_workers=self.threads, thread_name_prefix="tyrant-worker",
+            initializer=use_c_locale,
         )
         aserver: asyncio.AbstractServer | None = None
         replicator: Replicator | None = None
