@@ -47,6 +47,8 @@ from doqu_tyrant.tyrant.options import (
     parse_url,
 )
 from doqu_tyrant.tyrant.protocol import MAX_COUNT, MAX_LENGTH, MISC_NOULOG
+from doqu_tyrant.tyrant.sharding import ShardedTyrant
+from doqu_tyrant.tyrant.shards import shard_specs
 
 if TYPE_CHECKING:
     import pyrant
@@ -183,6 +185,12 @@ class StorageAdapter(BaseStorageAdapter):
     ``indexes`` (none)
         ``{"column": "lexical" | "decimal" | "token" | "qgram"}``: indexes the
         table must have; those missing are created on connect.
+    ``shards`` (none)
+        a list of shards instead of one server: URLs (``"tyrant://a:1978"``, a
+        failover group ``"tyrant://b:1978,c:1978"``) or mappings with ``url``,
+        ``name`` and ``weight``; records are spread by key over them and every
+        query is answered as one server would (:doc:`/sharding`). Not
+        together with ``host``/``port``/``url``/``servers``.
 
     A setting given as a keyword wins over the same setting in ``url``, as in
     ``Tyrant.from_url``. Every setting is checked here: a bad one raises
@@ -209,6 +217,7 @@ class StorageAdapter(BaseStorageAdapter):
         utc_datetimes: bool = False,
         servers: Any = None,
         indexes: Mapping[str, str] | None = None,
+        shards: Iterable[Any] | None = None,
     ) -> None:
         # One precedence rule, as in Tyrant.from_url: a keyword given here wins
         # over the same setting in the URL, which wins over the default.
@@ -218,6 +227,7 @@ class StorageAdapter(BaseStorageAdapter):
             "health_check_interval": health_check_interval,
         }  # fmt: skip
         options = dict(CLIENT_DEFAULTS)
+        self.shards = _shard_list(shards, host, port, url, servers)
         self.servers, self.failover_options = _group(url, servers)
         if self.servers is not None:
             if host is not None or port is not None:
@@ -242,8 +252,9 @@ class StorageAdapter(BaseStorageAdapter):
         self.truncate_microseconds = bool(truncate_microseconds)
         self.utc_datetimes = bool(utc_datetimes)
         self.indexes = _index_settings(indexes)
-        self._client: Tyrant | None = None
-        settings: dict[str, Any] = {"host": self.host, "port": self.port}
+        self._client: Tyrant | ShardedTyrant | None = None
+        settings: dict[str, Any] = (
+            {"shards": self.shards} if self.shards else {"host": self.host, "port": self.port})
         if truncate_microseconds:
             settings["truncate_microseconds"] = True
         if utc_datetimes:
@@ -253,8 +264,14 @@ class StorageAdapter(BaseStorageAdapter):
     # -- connection ---------------------------------------------------------------------
 
     def _connect(self) -> None:
-        client: Tyrant
-        if self.servers is not None:
+        client: Tyrant | ShardedTyrant
+        if self.shards:
+            client = ShardedTyrant(
+                self.shards, timeout=self.timeout, connect_timeout=self.connect_timeout,
+                pool_size=self.pool_size, pool_timeout=self.pool_timeout,
+                retry_reads=self.retry_reads, health_check_interval=self.health_check_interval,
+            )
+        elif self.servers is not None:
             # unique_ids: generated keys stay unique across a failover
             client = FailoverTyrant(
                 servers=self.servers, timeout=self.timeout,
@@ -270,19 +287,22 @@ class StorageAdapter(BaseStorageAdapter):
                 retry_reads=self.retry_reads, health_check_interval=self.health_check_interval,
             )
         try:
-            kind = client.kind()  # one STAT, remembered by the client
+            # one STAT (per shard), remembered by the client
+            kinds = client.kinds() if isinstance(client, ShardedTyrant) else {
+                f"{self.host}:{self.port}": client.kind()}
         except BaseException:
             client.close()
             raise
-        if not is_table(kind):
-            client.close()
-            raise ImproperlyConfigured(
-                f"the Tyrant server at {self.host}:{self.port} holds {describe(kind)}; "
-                "doqu_tyrant needs a table database (a .tct file)"
-            )
+        for where, kind in kinds.items():
+            if not is_table(kind):
+                client.close()
+                raise ImproperlyConfigured(
+                    f"the Tyrant server at {where} holds {describe(kind)}; "
+                    "doqu_tyrant needs a table database (a .tct file)"
+                )
         if self.indexes:
             try:
-                _create_indexes(client, self.indexes)
+                _create_indexes(client, self.indexes)  # type: ignore[arg-type]
             except BaseException:
                 client.close()
                 raise
@@ -295,11 +315,12 @@ class StorageAdapter(BaseStorageAdapter):
 
     @property
     def client(self) -> Tyrant:
-        """The underlying :class:`~doqu_tyrant.tyrant.Tyrant` client (raw records)."""
+        """The underlying :class:`~doqu_tyrant.tyrant.Tyrant` client (raw records); a
+        :class:`~doqu_tyrant.tyrant.ShardedTyrant` with ``shards``."""
         client = self._client
         if client is None:
             raise RuntimeError(f"{type(self).__name__} is not connected")
-        return client
+        return client  # type: ignore[return-value]  # a ShardedTyrant has the same API
 
     @property
     def connection(self) -> pyrant.Tyrant:
@@ -529,3 +550,19 @@ class StorageAdapter(BaseStorageAdapter):
 
     def __len__(self) -> int:
         return self.client.rnum()
+
+
+def _shard_list(shards: Iterable[Any] | None, host: Any, port: Any, url: Any,
+                servers: Any) -> list[Any] | None:
+    """The ``shards`` setting, checked (a list, not together with one server's address)."""
+    if shards is None:
+        return None
+    if host is not None or port is not None or url is not None or servers is not None:
+        raise ImproperlyConfigured("give either shards or host/port/url/servers, not both")
+    if isinstance(shards, (str, bytes)) or not isinstance(shards, Iterable):
+        raise TypeError(f"shards must be a list of URLs, not {type(shards).__name__}")
+    listed = list(shards)
+    if not listed:
+        raise ValueError("shards must list at least one server")
+    shard_specs(listed)  # names, weights and URLs checked before any connection
+    return listed

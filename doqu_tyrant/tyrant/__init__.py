@@ -6,6 +6,8 @@
 * :class:`RetryingClient` — opt-in retries of any command;
 * :class:`FailoverTyrant`, :class:`AsyncFailoverTyrant` — failover groups of
   servers (``Tyrant.from_url("tyrant://a:1978,b:1978")``);
+* :class:`ShardedTyrant`, :class:`AsyncShardedTyrant` — one client over many
+  servers, keys placed by a consistent-hash ring, table queries merged;
 * :mod:`.protocol` — the sans-IO codec both clients (and the bundled server)
   use.
 
@@ -54,6 +56,9 @@ from .pool import ConnectionPool
 from .protocol import MISC_NOULOG
 from .query import NEGATE, NOIDX, PK, AsyncQuery, BaseQuery, Op, Order, Query, SetOp
 from .retry import RetryingClient
+from .ring import HashRing
+from .shard_pipeline import AsyncShardedPipeline, ShardedPipeline
+from .sharding import ShardedTyrant
 
 __all__ = [
     "Tyrant",
@@ -61,6 +66,11 @@ __all__ = [
     "RetryingClient",
     "FailoverTyrant",
     "AsyncFailoverTyrant",
+    "ShardedTyrant",
+    "AsyncShardedTyrant",
+    "ShardedPipeline",
+    "AsyncShardedPipeline",
+    "HashRing",
     "Connection",
     "ConnectionPool",
     "AsyncConnection",
@@ -112,10 +122,12 @@ __all__ = [
 if TYPE_CHECKING:
     from .aio import AsyncConnection, AsyncConnectionPool, AsyncPipeline, AsyncTyrant
     from .aio_failover import AsyncFailoverTyrant
+    from .aio_sharding import AsyncShardedTyrant
 
 _LAZY = {name: ".aio" for name in ("AsyncTyrant", "AsyncConnection", "AsyncConnectionPool",
                                     "AsyncPipeline")}
 _LAZY["AsyncFailoverTyrant"] = ".aio_failover"
+_LAZY["AsyncShardedTyrant"] = ".aio_sharding"
 
 
 def __getattr__(name: str) -> Any:
