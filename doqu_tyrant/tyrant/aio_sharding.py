@@ -15,17 +15,19 @@ from typing import Any, TypeVar
 
 from . import commands as c
 from .aio import AsyncTyrant
+from .kinds import is_table, require_table
 from .query import AsyncQuery
 from .ring import DEFAULT_VNODES
 from .scatter import Batch, Replies, Search, search, stream_args
 from .searchargs import parse
 from .shard_pipeline import AsyncShardedPipeline
-from .sharding import _shard_paths, _text_key
+from .sharding import _shard_paths
 from .shards import (
     EVERY_MISC,
     ROUTED_MISC,
     SEARCH_MISC,
     ShardedBase,
+    bulk_form,
     keys_arg,
     misc_parts,
     pairs_arg,
@@ -144,6 +146,21 @@ class AsyncShardedTyrant(ShardedBase):
                   lock_record: bool = False, lock_global: bool = False) -> bytes:
         return await self.client_for(key).ext(  # type: ignore[no-any-return]
             name, key, value, lock_record=lock_record, lock_global=lock_global)
+
+    async def call_func(self, func: c.Key, key: c.Key = b"", value: c.Key = b"",
+                        record_locking: bool = False, global_locking: bool = False) -> bytes:
+        c.call_func(func, key, value, record_locking, global_locking)
+        return await self.client_for(key).call_func(  # type: ignore[no-any-return]
+            func, key, value, record_locking, global_locking)
+
+    async def mput(self, items: Mapping[Any, c.Key] | Iterable[tuple[Any, c.Key]]) -> None:
+        groups = self._putlist_groups(c.pairs_arg(items, "items"), table=False)
+        await self._on_groups(groups, lambda cl, args: cl.misc(b"putlist", args, 0))
+
+    async def mout(self, keys: Iterable[c.Key]) -> None:
+        wanted = keys_arg(keys, "keys", c.key_bytes)
+        await self._on_groups(self._split_bytes(wanted),
+                              lambda cl, ks: cl.misc(b"outlist", ks, 0))
 
     async def mget(self, keys: Iterable[c.Key]) -> dict[bytes, bytes]:
         wanted = keys_arg(keys, "keys", c.key_bytes)
@@ -264,23 +281,25 @@ class AsyncShardedTyrant(ShardedBase):
     async def table_out(self, pk: c.Key) -> bool:
         return await self.client_for(pk).table_out(pk)  # type: ignore[no-any-return]
 
-    async def getlist(self, pks: Iterable[c.Key], *, raw: bool = False) -> dict[Any, dict]:
-        wanted = keys_arg(pks, "pks", c.pk_bytes)
-        found: dict[Any, dict] = {}
+    async def getlist(self, pks: Iterable[c.Key], *, raw: bool = False) -> dict[Any, Any]:
+        kind = await self.kind()
+        wanted = keys_arg(pks, "pks", c.pk_bytes if is_table(kind) else c.key_bytes)
+        found: dict[Any, Any] = {}
         for part in (await self._on_groups(self._split_bytes(wanted),
                                            lambda cl, ks: cl.getlist(ks, raw=raw))).values():
             found.update(part)
-        order = wanted if raw else [_text_key(k) for k in wanted]
-        return {k: found[k] for k in order if k in found}
+        return self._key_form(kind, found, wanted)
 
-    async def putlist(self, records: Mapping[Any, c.Record]
-                      | Iterable[tuple[Any, c.Record]]) -> None:
-        await self._on_groups(self._putlist_groups(records),
+    async def putlist(self, records: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> None:
+        pairs, table = bulk_form(records, await self.kind())
+        await self._on_groups(self._putlist_groups(pairs, table),
                               lambda cl, args: cl.misc(b"putlist", args, 0))
 
     async def outlist(self, pks: Iterable[c.Key]) -> None:
-        wanted = keys_arg(pks, "pks", c.pk_bytes)
-        await self._on_groups(self._split_bytes(wanted), lambda cl, ks: cl.outlist(ks))
+        kind = await self.kind()
+        wanted = keys_arg(pks, "pks", c.pk_bytes if is_table(kind) else c.key_bytes)
+        await self._on_groups(self._split_bytes(wanted),
+                              lambda cl, ks: cl.misc(b"outlist", ks, 0))
 
     async def setindex(self, column: c.Key, kind: int | str, *, keep: bool = False) -> bool:
         c.setindex(column, kind, keep=keep)
@@ -289,6 +308,32 @@ class AsyncShardedTyrant(ShardedBase):
 
     async def genuid(self) -> int:
         return await self._clients[0].genuid()  # type: ignore[no-any-return]
+
+    async def kind(self) -> str:
+        """The kind of database the shards hold (they must agree)."""
+        known = self._kind
+        return known if known is not None else self._common_kind(
+            list((await self.kinds()).values()))
+
+    async def kinds(self) -> dict[str, str]:
+        """Each shard's database kind, by shard name (asked at once)."""
+        return dict(zip(self.names, await self._parallel([cl.kind() for cl in self._clients])))
+
+    async def _require_table(self, what: str) -> None:
+        require_table(await self.kind(), what)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        """Every key of every shard (a table's as text, a key-value database's as bytes)."""
+        return self._iter_keys()
+
+    async def _iter_keys(self) -> AsyncIterator[Any]:
+        if is_table(await self.kind()):
+            async for key in self.query.iter_keys():
+                yield key
+            return
+        for client in self._clients:
+            async for key in client:
+                yield key
 
     async def contains(self, key: c.Key) -> bool:
         """Whether ``key`` exists (VSIZ on its shard)."""
@@ -307,7 +352,6 @@ class AsyncShardedTyrant(ShardedBase):
     prefix_keys = fwmkeys
     get_stats = stat
     generate_key = genuid
-    call_func = ext
     get_size = vsiz
     concat = putcat
     clear = vanish

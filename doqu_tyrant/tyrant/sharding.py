@@ -35,7 +35,8 @@ from itertools import chain
 from typing import Any, TypeVar
 
 from . import commands as c
-from .client import Table, Tyrant
+from .client import Tyrant
+from .kinds import check_item, is_table, require_table
 from .query import Query
 from .ring import DEFAULT_VNODES
 from .scatter import Batch, Replies, Search, search, stream_args
@@ -46,11 +47,13 @@ from .shards import (
     ROUTED_MISC,
     SEARCH_MISC,
     ShardedBase,
+    bulk_form,
     keys_arg,
     misc_parts,
     pairs_arg,
     unsupported_misc,
 )
+from .table import Table
 
 __all__ = ["ShardedTyrant"]
 
@@ -210,6 +213,23 @@ class ShardedTyrant(ShardedBase):
         return self.client_for(key).ext(  # type: ignore[no-any-return]
             name, key, value, lock_record=lock_record, lock_global=lock_global)
 
+    def call_func(self, func: c.Key, key: c.Key = b"", value: c.Key = b"",
+                  record_locking: bool = False, global_locking: bool = False) -> bytes:
+        """pyrant's :meth:`ext`, on the shard of ``key``."""
+        c.call_func(func, key, value, record_locking, global_locking)
+        return self.client_for(key).call_func(  # type: ignore[no-any-return]
+            func, key, value, record_locking, global_locking)
+
+    def mput(self, items: Mapping[Any, c.Key] | Iterable[tuple[Any, c.Key]]) -> None:
+        """Store many key-value pairs, each shard's share in one request, all at once."""
+        groups = self._putlist_groups(c.pairs_arg(items, "items"), table=False)
+        self._on_groups(groups, lambda cl, args: cl.misc(b"putlist", args, 0))
+
+    def mout(self, keys: Iterable[c.Key]) -> None:
+        """Remove many keys, all shards at once (missing ones are ignored)."""
+        wanted = keys_arg(keys, "keys", c.key_bytes)
+        self._on_groups(self._split_bytes(wanted), lambda cl, ks: cl.misc(b"outlist", ks, 0))
+
     def mget(self, keys: Iterable[c.Key]) -> dict[bytes, bytes]:
         """Values of the existing ``keys``, asked of all their shards at once."""
         wanted = keys_arg(keys, "keys", c.key_bytes)
@@ -351,26 +371,28 @@ class ShardedTyrant(ShardedBase):
         """Remove the record ``pk``; False if it was missing."""
         return self.client_for(pk).table_out(pk)  # type: ignore[no-any-return]
 
-    def getlist(self, pks: Iterable[c.Key], *, raw: bool = False) -> dict[Any, dict]:
-        """The existing records among ``pks``, asked of all their shards at once."""
-        wanted = keys_arg(pks, "pks", c.pk_bytes)
-        found: dict[Any, dict] = {}
+    def getlist(self, pks: Iterable[c.Key], *, raw: bool = False) -> dict[Any, Any]:
+        """The existing records among ``pks`` (on key-value shards: values, like
+        :meth:`mget`), asked of all their shards at once."""
+        kind = self.kind()
+        wanted = keys_arg(pks, "pks", c.pk_bytes if is_table(kind) else c.key_bytes)
+        found: dict[Any, Any] = {}
         for part in self._on_groups(self._split_bytes(wanted),
                                     lambda cl, ks: cl.getlist(ks, raw=raw)).values():
             found.update(part)
-        order = wanted if raw else [_text_key(k) for k in wanted]
-        return {k: found[k] for k in order if k in found}
+        return self._key_form(kind, found, wanted)
 
-    def putlist(self, records: Mapping[Any, c.Record] | Iterable[tuple[Any, c.Record]]) -> None:
-        """Store many records, each shard's share in one request, all at once.
-        Every record is checked before anything is sent."""
-        self._on_groups(self._putlist_groups(records),
+    def putlist(self, records: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> None:
+        """Store many records (on key-value shards: values), each shard's share in
+        one request, all at once. Everything is checked before anything is sent."""
+        pairs, table = bulk_form(records, self.kind())
+        self._on_groups(self._putlist_groups(pairs, table),
                         lambda cl, args: cl.misc(b"putlist", args, 0))
 
     def outlist(self, pks: Iterable[c.Key]) -> None:
-        """Remove many records, all shards at once (missing ones are ignored)."""
-        wanted = keys_arg(pks, "pks", c.pk_bytes)
-        self._on_groups(self._split_bytes(wanted), lambda cl, ks: cl.outlist(ks))
+        """Remove many records (or keys), all shards at once (missing ones are ignored)."""
+        wanted = keys_arg(pks, "pks", c.pk_bytes if is_table(self.kind()) else c.key_bytes)
+        self._on_groups(self._split_bytes(wanted), lambda cl, ks: cl.misc(b"outlist", ks, 0))
 
     def setindex(self, column: c.Key, kind: int | str, *, keep: bool = False) -> bool:
         """Create, rebuild or remove an index on every shard; with ``keep``,
@@ -394,21 +416,31 @@ class ShardedTyrant(ShardedBase):
         """The records of all shards as a mutable mapping."""
         return Table(self)  # type: ignore[arg-type]
 
-    def __getitem__(self, pk: c.Key) -> dict[str, str]:
-        record = self.table_get(pk)
-        if record is None:
-            raise KeyError(pk)
-        return record
+    # Item access and iteration follow the shards' kind (see .kinds).
 
-    def __setitem__(self, pk: c.Key, record: c.Record) -> None:
-        if not isinstance(record, Mapping):
-            raise TypeError(f"t[pk] = ... stores table records (dicts), not "
-                            f"{type(record).__name__}; use t.put() for key-value data")
-        self.table_put(pk, record)
+    def kind(self) -> str:
+        """The kind of database the shards hold (they must agree); each shard
+        is asked once (one STAT), then remembered."""
+        known = self._kind
+        return known if known is not None else self._common_kind(list(self.kinds().values()))
 
-    def __delitem__(self, pk: c.Key) -> None:
-        if not self.table_out(pk):
-            raise KeyError(pk)
+    def kinds(self) -> dict[str, str]:
+        """Each shard's database kind, by shard name (asked at once)."""
+        return dict(zip(self.names, self._parallel([
+            getattr(cl, "kind", lambda: "") for cl in self._clients])))
+
+    def _require_table(self, what: str) -> None:
+        require_table(self.kind(), what)
+
+    def __getitem__(self, key: c.Key) -> Any:
+        return self.client_for(key)[key]
+
+    def __setitem__(self, key: c.Key, value: Any) -> None:
+        check_item(value)
+        self.client_for(key)[key] = value
+
+    def __delitem__(self, key: c.Key) -> None:
+        del self.client_for(key)[key]
 
     def __contains__(self, key: object) -> bool:
         return self.vsiz(key) is not None  # type: ignore[arg-type]
@@ -419,8 +451,12 @@ class ShardedTyrant(ShardedBase):
     def __bool__(self) -> bool:
         return True
 
-    def __iter__(self) -> Iterator[str]:
-        return self.query.iter_keys()
+    def __iter__(self) -> Iterator[Any]:
+        """Every key of every shard: a table's as text (a search on each shard), a
+        key-value database's as bytes (FWMKEYS on each shard), shard after shard."""
+        if is_table(self.kind()):
+            return self.query.iter_keys()
+        return chain.from_iterable(iter(client) for client in self._clients)
 
     # -- pyrant names ---------------------------------------------------------
 
@@ -430,17 +466,9 @@ class ShardedTyrant(ShardedBase):
     prefix_keys = fwmkeys
     get_stats = stat
     generate_key = genuid
-    call_func = ext
     get_size = vsiz
     concat = putcat
     clear = vanish
-
-
-def _text_key(key: bytes) -> Any:
-    try:
-        return key.decode()
-    except UnicodeDecodeError:
-        return key
 
 
 def _shard_paths(path: str, count: int) -> list[str]:

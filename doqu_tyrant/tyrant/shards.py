@@ -24,8 +24,10 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from . import commands as c
+from . import kinds as k
 from . import protocol as p
 from .client import DEFAULT_PORT
+from .errors import TyrantKindError
 from .ring import DEFAULT_VNODES, HashRing
 
 __all__ = ["ShardSpec", "shard_specs", "ShardedBase", "url_name"]
@@ -212,22 +214,66 @@ class ShardedBase:
     def _split_bytes(self, keys: list[bytes]) -> dict[int, list[bytes]]:
         return self.ring.split(keys)
 
-    def _putlist_groups(self, records: Any) -> dict[int, list[bytes]]:
-        """Records as each shard's MISC ``putlist`` arguments, all checked first."""
-        items = records.items() if isinstance(records, Mapping) else records
+    def _putlist_groups(self, pairs: Iterable[tuple[Any, Any]], table: bool
+                        ) -> dict[int, list[bytes]]:
+        """Records (``table``) or key-value pairs as each shard's MISC ``putlist``
+        arguments, all checked before anything is sent."""
         node = self.ring.node
         groups: dict[int, list[bytes]] = {}
-        for pk, record in items:
-            pkb = c.pk_bytes(pk, "primary key in records")
-            groups.setdefault(node(pkb), []).extend((pkb, c.serialize_record(record, pkb)))
+        for key, value in pairs:
+            if table:
+                kb = c.pk_bytes(key, "primary key in records")
+                data = c.serialize_record(value, kb)
+            else:
+                if isinstance(value, Mapping):
+                    raise TypeError(f"value of key {c.shown(key)} is a {type(value).__name__}: "
+                                    "a key-value database stores one value (str or bytes)")
+                kb = c.key_bytes(key, "key in items")
+                data = c.key_bytes(value, f"value of key {c.shown(key)}")
+            groups.setdefault(node(kb), []).extend((kb, data))
         for args in groups.values():
             if len(args) > p.MAX_COUNT:
                 raise ValueError(f"records has {len(args) // 2} entries for one shard; at most "
                                  f"{p.MAX_COUNT // 2} fit in one request")
         return groups
 
+    @property
+    def _kind(self) -> str | None:
+        """The shards' common database kind, if every shard's client knows it."""
+        known = {getattr(client, "_kind", None) for client in self._clients}
+        return known.pop() if len(known) == 1 else None
+
+    def _common_kind(self, kinds: list[str]) -> str:
+        distinct = set(kinds)
+        if len(distinct) == 1:
+            return distinct.pop()
+        listed = ", ".join(f"{n}: {k.describe(kind)}" for n, kind in zip(self.names, kinds))
+        raise TyrantKindError(f"the shards hold different kinds of databases ({listed}); "
+                              "shard only databases of one kind", kinds[0])
+
+    def _key_form(self, kind: str, found: Mapping[Any, Any], wanted: list[bytes]) -> dict:
+        """``found`` (a bulk read's answer) in the order of ``wanted``."""
+        text = k.is_table(kind)
+        out: dict[Any, Any] = {}
+        for key in wanted:
+            form = c.decode_key(key) if text else key
+            if form in found:
+                out[form] = found[form]
+            elif key in found:
+                out[key] = found[key]
+        return out
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {', '.join(self.names)}>"
+
+
+def bulk_form(records: Any, kind: str) -> tuple[list[tuple[Any, Any]], bool]:
+    """``records`` as pairs, and whether they are table records; refused with
+    :class:`TyrantKindError` when their form does not fit ``kind``."""
+    pairs = list(c.pairs_arg(records, "records"))
+    if pairs:
+        k.BulkPut(pairs[:1]).for_kind(kind)
+    return pairs, k.is_table(kind)
 
 
 def keys_arg(keys: object, what: str, convert: Callable[[object, str], bytes]) -> list[bytes]:

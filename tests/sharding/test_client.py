@@ -17,6 +17,7 @@ from doqu_tyrant.tyrant import (
     Tyrant,
     TyrantCommandError,
     TyrantConnectionError,
+    TyrantKindError,
 )
 from doqu_tyrant.tyrant.shards import url_name
 from tests.servers import ServerProcess
@@ -388,6 +389,7 @@ def test_bulk_requests_reach_all_shards_at_once(slow_shards: ShardedTyrant) -> N
     take 1.2 s; sent at once, a bulk command takes one delay (bound: 1 s)."""
     t = slow_shards
     t.vanish()  # (and connect everywhere first)
+    assert t.kind() == "table"  # asked once, then remembered
     keys = [f"k{i}" for i in range(30)]
     assert len({t.server_for(k) for k in keys}) == 3
     for run in (lambda: t.putlist({k: {"v": k} for k in keys}),
@@ -398,3 +400,33 @@ def test_bulk_requests_reach_all_shards_at_once(slow_shards: ShardedTyrant) -> N
         run()
         assert time.monotonic() - started < 1.0
     assert t.rnum() == 0
+
+
+def test_key_value_shards_follow_their_kind(kv: ShardedTyrant, shard_urls: list[str]) -> None:
+    assert kv.kind() == "on-memory tree"
+    assert set(kv.kinds().values()) == {"on-memory tree"}
+    kv.putlist({k: k.upper() for k in KEYS})
+    assert kv.getlist(["none", *KEYS[:3]]) == {k.encode(): k.upper().encode() for k in KEYS[:3]}
+    kv["x"] = "y"
+    assert kv["x"] == b"y"
+    del kv["x"]
+    assert sorted(kv) == sorted(k.encode() for k in KEYS)  # bytes keys, every shard
+    kv.mput({"m1": "1", "m2": b"2"})
+    assert kv.mget(["m1", "m2"]) == {b"m1": b"1", b"m2": b"2"}
+    kv.mout(["m1", "m2"])
+    kv.outlist(KEYS[:10])
+    assert kv.rnum() == len(KEYS) - 10
+    with pytest.raises(TyrantKindError):
+        kv.putlist({"r": {"a": "1"}})  # a record, on key-value shards
+    with pytest.raises(TyrantKindError):
+        kv["r"] = {"a": "1"}
+    with pytest.raises(TyrantKindError):
+        kv.query.keys()
+    mixed = ShardedTyrant([kv_url := kv.specs[0].url, shard_urls[0]], timeout=5)
+    try:
+        with pytest.raises(TyrantKindError, match="different kinds"):
+            mixed.kind()
+        assert mixed.kinds() == {url_name(kv_url or ""): "on-memory tree",
+                                 url_name(shard_urls[0]): "table"}
+    finally:
+        mixed.close()

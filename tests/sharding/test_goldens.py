@@ -58,7 +58,7 @@ PLUS12 = next(pk for pk, rec in RECORDS.items() if rec.get("age") == "+12")
 @pytest.fixture(scope="module")
 def golden(shard_urls: list[str]) -> Iterator[ShardedTyrant]:
     client = ShardedTyrant(shard_urls, timeout=30)
-    load(client)
+    load(client, indexes=True)
     try:
         yield client
     finally:
