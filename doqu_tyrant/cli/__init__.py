@@ -1,7 +1,8 @@
 """The ``doqu-tyrant`` command line (also ``python -m doqu_tyrant``).
 
 Subcommands: ``serve`` (the bundled server), ``stat``, ``get``, ``put``,
-``query``, ``export`` and ``import``. Every subcommand but ``serve`` talks to
+``query``, ``export``, ``import`` and ``rebalance`` (between the shard lists
+it is given, :mod:`.rebalance`). Every other subcommand but ``serve`` talks to
 the server named by ``--url`` (default ``$TYRANT_URL``, else
 ``tyrant://127.0.0.1:1978``) through :class:`doqu_tyrant.tyrant.Tyrant`.
 The global options ``--url``, ``--timeout`` and ``-q`` go before or after
@@ -21,8 +22,9 @@ away. Every error is one line on stderr, ``doqu-tyrant: error: ...``; no
 traceback reaches the shell.
 
 The modules: :mod:`.parser` (the grammar), :mod:`.records` (stat, get, put,
-query), :mod:`.transfer` (export, import), :mod:`.serve`, :mod:`.jsonlines`,
-:mod:`.text` (reversible escaping), :mod:`.progress`, :mod:`.conditions`.
+query), :mod:`.transfer` (export, import), :mod:`.rebalance`, :mod:`.serve`,
+:mod:`.jsonlines`, :mod:`.text` (reversible escaping), :mod:`.progress`,
+:mod:`.conditions`.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from doqu_tyrant.tyrant.options import (
 )
 
 from .connect import DEFAULT_TIMEOUT, DEFAULT_URL
+from .rebalance import add_parser as add_rebalance
 from .records import cmd_get, cmd_put, cmd_query, cmd_stat
 from .status import PROG
 from .transfer import DEFAULT_BATCH, cmd_export, cmd_import
@@ -45,6 +46,8 @@ examples:
   doqu-tyrant query --where age__gt=25 --order -age --numeric --limit 10
   doqu-tyrant export -o people.jsonl
   doqu-tyrant import people.jsonl --url tyrant://backup:1978
+  doqu-tyrant rebalance --from tyrant://a:1978 tyrant://b:1978 \\
+      --to tyrant://a:1978 tyrant://b:1978 tyrant://c:1978
 """
 
 QUERY_HELP = """\
@@ -162,6 +165,8 @@ def build_parser() -> Parser:
     p.add_argument("--dry-run", action="store_true",
                    help="check every line, send nothing")
     p.set_defaults(func=cmd_import)
+
+    add_rebalance(sub, DEFAULT_BATCH)
 
     for name, command in sub.choices.items():
         if name != "serve":
