@@ -306,15 +306,20 @@ def _union(plan: Plan, nshards: int, hints: _Hints, opts: int) -> Search:
     subs = plan.subs
     first = subs[0].order
     resort = first is not None and bool(first[0])
-    shapes = []
+    # Not re-sorted, the union is its parts' results one after another, cut
+    # to the first part's window: no part needs more records than that.
+    cap = subs[0].fetch if not resort else INT_MAX
+    shapes, fetches = [], []
     batch: Batch = {i: [] for i in range(nshards)}
     for sub in subs:
         if plan.columns is None:
             shape = _Shape(None, pk=True, extra=[o[0] for o in (sub.order, first) if o])
         else:
             shape = _Shape([], pk=True)  # whole records: any column may be asked for
+        fetch = min(sub.fetch, cap)
         shapes.append(shape)
-        args = _hint_arg(hints) + sub.args(limit=sub.fetch if sub.limited else None) + \
+        fetches.append(fetch)
+        args = _hint_arg(hints) + sub.args(limit=fetch if fetch < INT_MAX else None) + \
             shape.get_arg()
         for i in range(nshards):
             batch[i].append((_SEARCH, args, opts))
@@ -322,7 +327,7 @@ def _union(plan: Plan, nshards: int, hints: _Hints, opts: int) -> Search:
     combined: dict[bytes, _Item] = {}
     for j, (sub, shape) in enumerate(zip(subs, shapes)):
         lists = [hints.take(i, replies[i][j]) for i in range(nshards)]
-        for item in _merge(lists, shape, sub.order, 0, sub.fetch):
+        for item in _merge(lists, shape, sub.order, 0, fetches[j]):
             combined.setdefault(item[1], item)
     items = list(combined.values())
     if resort:

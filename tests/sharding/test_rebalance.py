@@ -16,6 +16,7 @@ import pytest
 
 from doqu_tyrant.tyrant import ShardedTyrant
 from doqu_tyrant.tyrant.rebalance import rebalance
+from tests.conftest import ServerFactory
 from tests.servers import ROOT, ServerProcess
 
 RECORDS = {f"r{i}": {"n": str(i), "pad": "x" * (i % 50)} for i in range(3000)}
@@ -181,3 +182,20 @@ def test_command_line_errors(urls: list[str], tmp_path: Path) -> None:
     usage = subprocess.run(_command("--to", urls[0]), env=_env(), capture_output=True,
                            text=True, cwd=tmp_path, timeout=60)
     assert usage.returncode == 2 and "--from" in usage.stderr
+
+
+def test_key_value_databases_move_too(server_factory: ServerFactory) -> None:
+    first, second = server_factory("*"), server_factory("*")
+    old = ShardedTyrant([first.url], timeout=20)
+    new = ShardedTyrant([first.url, second.url], timeout=20)
+    try:
+        values = {f"k{i}".encode(): b"\0v%d" % i for i in range(500)}  # any bytes
+        old.putlist(values)
+        report = rebalance(old, new, batch=64)
+        assert report.moved == new.shards[1].rnum() > 0
+        for key, value in values.items():
+            assert new.client_for(key).get(key) == value
+        assert new.rnum() == len(values)
+    finally:
+        old.close()
+        new.close()
