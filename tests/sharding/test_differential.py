@@ -201,3 +201,37 @@ def test_same_answer(pair: tuple[Tyrant, ShardedTyrant], q: dict[str, Any]) -> N
     if final_order is not None:
         q2 = dict(q, order=final_order)
         assert _sort_keys(many, q2) == _sort_keys(one, q2)
+
+
+UNION_PARTS = [
+    [b"addcond\0name\x002\0a", b"setorder\0\x000"],
+    [b"addcond\0age\x0010\x0060", b"setorder\0\x001"],
+    [b"addcond\0city\x000\0Oslo", b"setorder\0\x002"],
+    [b"addcond\0\x00\x0016777216\x00", b"addcond\0name\x007\0^$"],  # nothing
+]
+
+
+@pytest.mark.parametrize("window", [None, (5, 0), (14, 3), (10, 50), (1, 7)])
+@pytest.mark.parametrize("parts", [(3, 0, 1), (0, 1), (1, 2, 0), (2, 1)])
+def test_unions_of_sorted_parts_match_exactly(pair: tuple[Tyrant, ShardedTyrant],
+                                              parts: tuple[int, ...],
+                                              window: tuple[int, int] | None) -> None:
+    """A union not re-sorted is its parts one after another, each in its own
+    order (here a total one: the key): the same list on one server and on
+    shards, windows and limited later parts included."""
+    single, sharded = pair
+    args: list[bytes] = []
+    for i, part in enumerate(parts):
+        if i:
+            args.append(b"next")
+        args += UNION_PARTS[part]
+        if i == 0 and window is not None:
+            args.append(b"setlimit\0%d\0%d" % window)
+        if i == 2:
+            args.append(b"setlimit\x004\x002")  # a later part keeps its first 6
+    args.append(b"mstype\x000")
+    one = single.misc("search", args, 1)
+    assert one, "a union finding nothing would test nothing"
+    assert sharded.misc("search", args, 1) == one
+    assert sharded.misc("search", [*args, b"get\0name\0"], 1) == single.misc(
+        "search", [*args, b"get\0name\0"], 1)
