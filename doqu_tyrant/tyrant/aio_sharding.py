@@ -306,6 +306,20 @@ class AsyncShardedTyrant(ShardedBase):
         return all(await self._parallel([cl.setindex(column, kind, keep=keep)
                                          for cl in self._clients]))
 
+    async def index_kinds(self, columns: Iterable[c.Key]) -> dict[Any, str | None]:
+        """See :meth:`ShardedTyrant.index_kinds
+        <doqu_tyrant.tyrant.sharding.ShardedTyrant.index_kinds>`."""
+        wanted = list(columns)
+        return self._index_kinds(await self._parallel([
+            cl.index_kinds(wanted) for cl in self._clients if hasattr(cl, "index_kinds")]))
+
+    def forget_indexes(self, columns: Iterable[c.Key] | None = None) -> None:
+        wanted = None if columns is None else list(columns)
+        for client in self._clients:
+            forget = getattr(client, "forget_indexes", None)
+            if forget is not None:
+                forget(wanted)
+
     async def genuid(self) -> int:
         return await self._clients[0].genuid()  # type: ignore[no-any-return]
 

@@ -2,8 +2,9 @@
 write, all shards at once; results in the order queued.
 
 Only commands about one key can be queued (``put``, ``get``, ``addint``,
-``table_put``, ``t[pk] = ...``, ``misc`` of ``put``/``get``/``out``/…); the
-others concern every shard and are not pipelined (call them on the client).
+``table_put``, ``t[pk] = ...``, ``misc`` of ``put``/``get``/``out``/…), and
+``genuid`` (the first shard's counter); the others concern every shard and
+are not pipelined (call them on the client).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ __all__ = ["ShardedPipeline", "AsyncShardedPipeline", "KEY_COMMANDS"]
 KEY_COMMANDS: dict[str, int] = {
     "put": 0, "putkeep": 0, "putcat": 0, "putshl": 0, "putnr": 0, "out": 0, "get": 0,
     "vsiz": 0, "addint": 0, "adddouble": 0, "ext": 1, "table_put": 0, "table_putkeep": 0,
-    "table_putcat": 0, "table_out": 0, "table_get": 0, "misc": -1,
+    "table_putcat": 0, "table_out": 0, "table_get": 0, "misc": -1, "genuid": -2,
     "concat": 0, "get_size": 0, "call_func": 1,
 }
 
@@ -52,7 +53,10 @@ class _Queue:
 
     def _queue(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         at = KEY_COMMANDS[name]
-        if at < 0:  # misc: routed by its first argument
+        index: int | None = None
+        if at == -2:  # genuid: the first shard's counter
+            index, key = 0, b""
+        elif at < 0:  # misc: routed by its first argument
             fname = c.to_bytes(args[0] if args else kwargs.get("name", b""), "function name")
             if fname not in ROUTED_MISC:
                 known = ", ".join(sorted(n.decode() for n in ROUTED_MISC))
@@ -65,7 +69,8 @@ class _Queue:
             args = (fname, margs, *args[2:])
         else:
             key = args[at] if len(args) > at else kwargs.get("key", kwargs.get("pk", b""))
-        index = self._client._index(key)
+        if index is None:
+            index = self._client._index(key)
         shard = self._client._clients[index]
         pipe = self._pipes.get(index)
         if pipe is None:

@@ -402,6 +402,24 @@ class ShardedTyrant(ShardedBase):
         return all(self._parallel([partial(cl.setindex, column, kind, keep=keep)
                                    for cl in self._clients]))
 
+    def index_kinds(self, columns: Iterable[c.Key]) -> dict[Any, str | None]:
+        """The index of each column (see :meth:`Tyrant.index_kinds
+        <doqu_tyrant.tyrant.client.Tyrant.index_kinds>`), every shard asked at once;
+        a lexical or decimal index on any shard counts."""
+        wanted = list(columns)
+        return self._index_kinds(self._parallel([
+            partial(cl.index_kinds, wanted) for cl in self._clients
+            if hasattr(cl, "index_kinds")]))
+
+    def forget_indexes(self, columns: Iterable[c.Key] | None = None) -> None:
+        """Forget what every shard's client knows of the indexes (see :meth:`Tyrant.
+        forget_indexes <doqu_tyrant.tyrant.client.Tyrant.forget_indexes>`)."""
+        wanted = None if columns is None else list(columns)
+        for client in self._clients:
+            forget = getattr(client, "forget_indexes", None)
+            if forget is not None:
+                forget(wanted)
+
     def genuid(self) -> int:
         """A new unique number from the first shard's counter."""
         return self._clients[0].genuid()  # type: ignore[no-any-return]

@@ -28,6 +28,8 @@ from . import kinds as k
 from . import protocol as p
 from .client import DEFAULT_PORT
 from .errors import TyrantKindError
+from .failover import is_group_url
+from .indexes import ORDERED
 from .ring import DEFAULT_VNODES, HashRing
 
 __all__ = ["ShardSpec", "shard_specs", "ShardedBase", "url_name"]
@@ -165,11 +167,15 @@ class ShardedBase:
         self.specs: tuple[ShardSpec, ...] = tuple(specs)
         clients = []
         try:
-            for spec in specs:
+            for i, spec in enumerate(specs):
                 if spec.client is not None:
                     clients.append(spec.client)
-                else:
-                    clients.append(factory(spec.url, **dict(options or {})))
+                    continue
+                kwargs = dict(options or {})
+                if i == 0 and spec.url is not None and is_group_url(spec.url):
+                    # the key counter's group: generated keys stay unique across a failover
+                    kwargs.setdefault("unique_ids", True)
+                clients.append(factory(spec.url, **kwargs))
         except BaseException:
             for client in clients:
                 if not any(client is s.client for s in specs):
@@ -250,6 +256,17 @@ class ShardedBase:
         listed = ", ".join(f"{n}: {k.describe(kind)}" for n, kind in zip(self.names, kinds))
         raise TyrantKindError(f"the shards hold different kinds of databases ({listed}); "
                               "shard only databases of one kind", kinds[0])
+
+    @staticmethod
+    def _index_kinds(answers: list[dict[Any, str | None]]) -> dict[Any, str | None]:
+        """Each shard's index kinds combined: a record may land on any shard, so a
+        lexical or decimal index on one shard counts (spec §10 safety)."""
+        out: dict[Any, str | None] = {}
+        for column in answers[0] if answers else ():
+            kinds = [answer.get(column) for answer in answers]
+            ordered = [kind for kind in kinds if kind in ORDERED]
+            out[column] = ordered[0] if ordered else next((k for k in kinds if k), None)
+        return out
 
     def _key_form(self, kind: str, found: Mapping[Any, Any], wanted: list[bytes]) -> dict:
         """``found`` (a bulk read's answer) in the order of ``wanted``."""

@@ -96,3 +96,36 @@ def test_a_non_table_shard_is_refused(shard_urls: list[str],
     hashdb = server_factory("hash")
     with pytest.raises(ImproperlyConfigured, match=f"{hashdb.port}.*hash database"):
         StorageAdapter(shards=[*shard_urls[:2], hashdb.url])
+
+
+def test_bulk_saves_and_deletes(db: StorageAdapter) -> None:
+    client: ShardedTyrant = db.client  # type: ignore[assignment]
+    docs = [Person(name=f"b{i}", age=i) for i in range(40)]
+    keys = db.save_many(docs)
+    assert keys == [d.pk for d in docs] and len(set(keys)) == 40
+    assert {client.server_for(k) for k in keys} == set(client.names)
+    assert [p["name"] for p in db.get_many(Person, keys)] == [f"b{i}" for i in range(40)]
+    db.delete_many(keys[:30])
+    assert len(db) == 10
+    with pytest.raises(KeyError):
+        db.delete_many([keys[0], keys[35]])
+    assert len(db) == 9
+
+
+def test_declared_indexes_exist_on_every_shard(shard_urls: list[str]) -> None:
+    db = StorageAdapter(shards=shard_urls, timeout=10, indexes={"name": "lexical"})
+    client: ShardedTyrant = db.client  # type: ignore[assignment]
+    try:
+        for shard in client.shards:
+            shard.forget_indexes()
+            assert shard.index_kinds(["name"]) == {"name": "lexical"}
+        # an unset field in a lexical column is left out (the server cannot index ""),
+        # whichever shard the record lands on
+        keys = [Person(age=i).save(db) for i in range(12)]
+        assert {client.server_for(k) for k in keys} == set(client.names)
+        assert all(db.get(Person, k)["name"] is None for k in keys)
+        assert all("name" not in client[k] for k in keys)
+    finally:
+        db.clear()
+        client.setindex("name", "void")
+        db.disconnect()

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from doqu_tyrant.tyrant import (
+    FailoverTyrant,
     ShardedTyrant,
     Tyrant,
     TyrantCommandError,
@@ -430,3 +431,51 @@ def test_key_value_shards_follow_their_kind(kv: ShardedTyrant, shard_urls: list[
                                  url_name(shard_urls[0]): "table"}
     finally:
         mixed.close()
+
+
+def test_a_shard_can_be_a_failover_group(shard_urls: list[str]) -> None:
+    addresses = [u[len("tyrant://"):] for u in shard_urls]
+    group = f"tyrant://{addresses[1]},{addresses[2]}"
+    t = ShardedTyrant([group, shard_urls[0]], timeout=5)
+    try:
+        assert t.names == (f"{addresses[1]},{addresses[2]}", addresses[0])
+        assert isinstance(t.shards[0], FailoverTyrant)
+        assert t.shards[0].unique_ids  # the key counter's group: unique across a failover
+        t.vanish()
+        keys = [k for k in KEYS if t.server_for(k) == t.names[0]][:5]
+        for key in keys:
+            t[key] = {"v": key}
+        direct = Tyrant.from_url(shard_urls[1], timeout=5)  # the group's active server
+        assert all(direct.table_get(k) == {"v": k} for k in keys)
+        direct.close()
+        assert t.genuid() + 1 == t.genuid()
+    finally:
+        t.vanish()
+        t.close()
+    later = ShardedTyrant([shard_urls[0], group], timeout=5)
+    assert not later.shards[1].unique_ids  # only the first shard generates keys
+    later.close()
+
+
+def test_generated_keys_in_a_pipeline_come_from_the_first_shard(sharded: ShardedTyrant) -> None:
+    with sharded.pipeline() as pl:
+        for _ in range(5):
+            pl.genuid()
+        numbers = pl.execute()
+    assert numbers == list(range(numbers[0], numbers[0] + 5))
+    assert sharded.shards[0].genuid() == numbers[-1] + 1
+
+
+def test_index_knowledge_covers_every_shard(sharded: ShardedTyrant) -> None:
+    t = sharded
+    assert t.index_kinds(["name", "age"]) == {"name": None, "age": None}
+    t.shards[2].setindex("name", "lexical")  # one shard only: a record may land there
+    t.shards[1].setindex("age", "token")
+    try:
+        t.forget_indexes()
+        assert t.index_kinds(["name", "age"]) == {"name": "lexical", "age": "token"}
+    finally:
+        t.shards[2].setindex("name", "void")
+        t.shards[1].setindex("age", "void")
+    t.forget_indexes(["name"])
+    assert t.index_kinds(["name"]) == {"name": None}

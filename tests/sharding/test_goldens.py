@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from doqu_tyrant.tyrant import ShardedTyrant
+from doqu_tyrant.tyrant.regex import InvalidRegex
 from doqu_tyrant.tyrant.tcorder import column_key
 from tests.conformance_data import encode_query_args, table_queries
 from tests.tyrant.helpers import translate
@@ -158,7 +159,12 @@ def _canonical(rows: list) -> Counter:
 @pytest.mark.parametrize("query", QUERIES, ids=[q["id"] for q in QUERIES])
 def test_builder(golden: ShardedTyrant, query: dict) -> None:
     t = golden
-    tr = translate(t, query["args"])
+    try:
+        tr = translate(t, query["args"])
+    except InvalidRegex:
+        # the builder refuses what glibc rejects; sent raw, every shard matches nothing
+        assert t.misc("search", _args(query["args"]), 1) == query["result"] == []
+        return
     if tr.compound and tr.action in ("count", "out", "outcount", "outitems"):
         _check_compound_quirk(t, query, tr)
         return
