@@ -43,6 +43,7 @@ from itertools import chain, islice
 from typing import Any
 
 from .commands import HINT_PREFIX, strip_hint
+from .query import parse_values
 from .searchargs import DIFF, INT_MAX, ISECT, UNION, Plan, Sub
 from .tcorder import column_key, pk_key
 
@@ -95,18 +96,13 @@ class _Shape:
             return []
         return [b"\0".join([b"get", *self.request])]
 
-    @staticmethod
-    def pairs(element: bytes) -> dict[bytes, bytes]:
-        parts = element.split(b"\0")
-        return dict(zip(parts[::2], parts[1::2]))
-
     def item(self, element: bytes) -> tuple[bytes, bytes | None, dict[bytes, bytes] | None]:
         """``(element as the caller asked, primary key or None, columns or None)``."""
         if self.request is None:
             return element, element, None
         if not self.parsed:
             return element, None, None
-        cols = self.pairs(element)
+        cols = parse_values(element, True)
         pk = cols.get(b"")
         if self.columns is None:
             return pk if pk is not None else b"", pk, cols
