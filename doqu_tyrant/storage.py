@@ -327,6 +327,9 @@ class StorageAdapter(BaseStorageAdapter):
         """A :class:`pyrant.Tyrant` on this adapter's connections, as doqu 0.28
         offered (made on first use; ``pyrant`` is imported only then)."""
         client = self.client
+        if isinstance(client, ShardedTyrant):
+            raise TypeError("db.connection is a pyrant.Tyrant, which talks to one server; "
+                            "with shards use db.client (a ShardedTyrant)")
         conn: pyrant.Tyrant | None = getattr(self, "_pyrant", None)
         if conn is None or conn.proto.client is not client:
             import pyrant

@@ -198,6 +198,16 @@ class ShardedBase:
         """Name of the shard whose counter generates keys (:meth:`genuid`): the first."""
         return self.ring.names[0]
 
+    @property
+    def host(self) -> str:
+        """The first shard's host (code written for one server reads ``host``)."""
+        return str(getattr(self._clients[0], "host", self.names[0].rpartition(":")[0]))
+
+    @property
+    def port(self) -> int:
+        """The first shard's port."""
+        return int(getattr(self._clients[0], "port", self.names[0].rpartition(":")[2] or 0))
+
     def server_for(self, key: c.Key) -> str:
         """Name of the shard that holds ``key``."""
         return self.ring.name(c.key_bytes(key))

@@ -129,3 +129,9 @@ def test_declared_indexes_exist_on_every_shard(shard_urls: list[str]) -> None:
         db.clear()
         client.setindex("name", "void")
         db.disconnect()
+
+
+def test_the_pyrant_connection_needs_one_server(db: StorageAdapter) -> None:
+    with pytest.raises(TypeError, match="db.client"):
+        _ = db.connection
+    assert db.client.host and db.client.port  # the first shard's, for code reading them
