@@ -23,8 +23,10 @@ record on exactly its new shard. Run it again until it reports nothing moved
 Records written *during* a rebalance: stop writers while it runs. A writer
 still using the old list may update a record between its copy and its
 removal (that update is lost); one already using the new list may write a
-record that an older copy then overwrites. Readers are fine with the old
-list until the switch (a moved record is then found by the new list only).
+record that an older copy then overwrites. Readers see every record only
+before and after: meanwhile a key lookup with the old list misses what has
+moved, one with the new list what has not, and a query over the shards of
+both may see a record twice (between its copy and its removal).
 
 When the first shard changes, the key counter (:meth:`genuid`) moves too:
 the new first shard's counter is advanced past the old one's first, so
