@@ -44,12 +44,13 @@ MAX_SLICE = 4096
 
 def default_max_connections() -> int:
     """:data:`DEFAULT_MAX_CONNECTIONS`, or fewer when the process may not open
-    that many descriptors (keeping :data:`FD_RESERVE` of them free)."""
+    that many descriptors (keeping :data:`FD_RESERVE` of them, or a quarter
+    of a small limit, free)."""
     limit = DEFAULT_MAX_CONNECTIONS
     with contextlib.suppress(ValueError, OSError):
         soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft != resource.RLIM_INFINITY:
-            limit = min(limit, soft - FD_RESERVE)
+            limit = min(limit, soft - min(FD_RESERVE, soft // 4))
     return max(limit, 1)
 
 
