@@ -12,12 +12,16 @@ it first. Clients use the sans-IO codec on raw sockets, so the same script
 measures any Tyrant server, e.g. a real ttserver side by side.
 
     python benchmarks/server.py --cpu                # the bundled server's CPU time
+    python benchmarks/server.py --safeguards         # what its memory safeguards cost
 
 ``--cpu`` measures the bundled server's own CPU time per request or record,
 in this process (no sockets: a connection is fed the bytes a client would
 send and its replies are checked): pipelined PUT and GET, MGET, table
 putlist/getlist of 1,000 records, single table put/get. Far less noisy than
-throughput over loopback on a shared machine.
+throughput over loopback on a shared machine. Each figure is measured with
+the memory safeguards (the budget, backpressure, bounded MGET/getlist) on
+and off, alternately, with their ratio; ``--safeguards`` does the same for
+the throughput figures over sockets.
 """
 
 from __future__ import annotations
@@ -327,8 +331,9 @@ def bench(host: str, port: int, url: str, n: int, clients: int, records: int,
     conn.close()
 
 
-def start_bundled(directory: str) -> tuple[subprocess.Popen[bytes], str, int]:
-    cmd = [sys.executable, "-m", "doqu_tyrant.server", "--port", "0",
+def start_bundled(directory: str,
+                  options: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str, int]:
+    cmd = [sys.executable, "-m", "doqu_tyrant.server", "--port", "0", *options,
            os.path.join(directory, "bench.tct")]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
@@ -341,15 +346,34 @@ def start_bundled(directory: str) -> tuple[subprocess.Popen[bytes], str, int]:
     return proc, host, int(port)
 
 
-def run_bundled(args: argparse.Namespace) -> None:
+def run_bundled(args: argparse.Namespace, options: tuple[str, ...] = ()) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        proc, host, port = start_bundled(directory)
+        proc, host, port = start_bundled(directory, options)
         try:
             bench(host, port, f"bundled tyrant://{host}:{port}", args.n, args.clients,
                   args.records, args.searches)
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+def compare_safeguards(args: argparse.Namespace) -> None:
+    """Each figure with the safeguards on and off, best of ``rounds`` each."""
+    best: dict[tuple[str, str], float] = {}
+    for _round in range(args.rounds):
+        for who, options in (("guarded", ()), ("unguarded", ("--unguarded",))):
+            RESULTS.clear()
+            run_bundled(args, options)
+            for r in RESULTS:
+                key = (who, str(r["benchmark"]))
+                best[key] = max(best.get(key, 0.0), float(r["ops_per_sec"]))  # type: ignore[arg-type]
+    for (who, name), ops in best.items():
+        if who == "guarded":
+            other = best[("unguarded", name)]
+            print(json.dumps({"benchmark": name,
+                              "ratio_guarded_to_unguarded": round(ops / other, 3),
+                              "guarded_ops_per_sec": ops, "unguarded_ops_per_sec": other,
+                              "rounds": args.rounds}), flush=True)
 
 
 def main() -> int:
@@ -368,9 +392,15 @@ def main() -> int:
                         help="only the bundled server's CPU time per request/record, measured "
                         "in this process")
     parser.add_argument("--repeats", type=int, default=7, help="with --cpu: runs per figure")
+    parser.add_argument("--safeguards", action="store_true",
+                        help="the bundled server with its memory safeguards and with them off "
+                        "(--unguarded), alternately, and the ratios")
     args = parser.parse_args()
     if args.cpu:
         cpu_figures(args.repeats)
+        return 0
+    if args.safeguards:
+        compare_safeguards(args)
         return 0
     if args.url:
         rest = args.url.split("://", 1)[-1]

@@ -187,7 +187,7 @@ class Engine:
         now = time.monotonic()
         for conn in list(self.connections):
             if conn.idle(now, timeout):
-                log.debug("fd %d: idle for %ss; closing", conn.fd, timeout)
+                log.info("fd %d: idle for %ss; closing", conn.fd, timeout)
                 conn._close()
         self.start_sweeping()
 

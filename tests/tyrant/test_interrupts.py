@@ -14,6 +14,8 @@ import asyncio
 import gc
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ import pytest
 
 from doqu_tyrant.tyrant import AsyncTyrant, Tyrant, TyrantError
 from tests.faultproxy import FaultProxy, Faults
-from tests.servers import ServerProcess
+from tests.servers import ROOT, ServerProcess
 
 RECORDS = 300
 
@@ -195,3 +197,27 @@ def test_run_until_complete_survives_a_server_restart(server_factory) -> None:  
         loop.run_until_complete(t.aclose())
     finally:
         loop.close()
+
+
+def test_ctrl_c_during_a_cli_export(slow: FaultProxy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``doqu-tyrant export`` interrupted: "interrupted", status 130 (it used
+    to report an unreachable server, status 3)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "doqu_tyrant", "--url", slow.url, "-q", "export", "-o",
+         str(tmp_path / "out.jsonl")], stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while slow.stats.chunks < 1:  # the export is talking to the server
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.5)  # and waiting for the trickled reply
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err and b"Traceback" not in err
