@@ -11,7 +11,8 @@ at any time; they apply from the next chunk on):
 * ``duplicate`` -- probability that a chunk is forwarded twice (in the same
   write when ``duplicate_apart`` is False, else as a second write);
 * ``unsolicited`` -- probability of sending ``junk`` bytes nobody asked for
-  ``unsolicited_after`` seconds after a chunk;
+  right after a chunk (``unsolicited_after`` seconds after it, if set);
+  :meth:`FaultProxy.settle` waits until such bytes have gone out;
 * ``drop`` -- probability of closing both sides instead of forwarding a chunk;
 * ``reset`` -- probability of resetting both sides (RST) instead.
 
@@ -39,7 +40,7 @@ class Faults:
     duplicate: float = 0.0
     duplicate_apart: bool = False
     unsolicited: float = 0.0
-    unsolicited_after: float = 0.01
+    unsolicited_after: float = 0.0
     junk: bytes = b"\x00\x00\x00\x00\x05hello"
     drop: float = 0.0
     reset: float = 0.0
@@ -66,6 +67,7 @@ class FaultProxy:
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
+        self._pending = 0  # unsolicited bytes decided on, not sent yet
         self._closed = False
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -165,14 +167,35 @@ class FaultProxy:
                 self._send(client, data)
             else:
                 data += data
-        self._send(client, data)
-        if self.chance(f.unsolicited):
+        junk = f.junk if self.chance(f.unsolicited) else None
+        if junk is not None:
             self.stats.unsolicited += 1
-            junk = f.junk
-            timer = threading.Timer(f.unsolicited_after, _quietly, (client.sendall, junk))
-            timer.daemon = True
-            timer.start()
+            with self._lock:
+                self._pending += 1
+        self._send(client, data)
+        if junk is not None:
+            if f.unsolicited_after:
+                timer = threading.Timer(f.unsolicited_after, self._send_junk, (client, junk))
+                timer.daemon = True
+                timer.start()
+            else:
+                self._send_junk(client, junk)
         return True
+
+    def _send_junk(self, client: socket.socket, junk: bytes) -> None:
+        try:
+            client.sendall(junk)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._pending -= 1
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until the unsolicited bytes decided on so far have been sent."""
+        deadline = time.monotonic() + timeout
+        while self._pending and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def _send(self, client: socket.socket, data: bytes) -> None:
         f = self.faults
@@ -223,13 +246,6 @@ def _reset(sock: socket.socket) -> None:
     except OSError:
         pass
     sock.close()
-
-
-def _quietly(func, *args) -> None:  # type: ignore[no-untyped-def]
-    try:
-        func(*args)
-    except OSError:
-        pass
 
 
 # -- as a separate process --------------------------------------------------------------

@@ -256,7 +256,7 @@ def test_connections_over_the_limit_are_closed_at_once(server_factory: ServerFac
         for i, wire in enumerate(wires):
             assert wire.put(b"c%d" % i, b"x")
         with Wire(server.address) as extra:
-            assert extra.closed_within(2.0)
+            assert extra.closed_within(10.0)
         with Tyrant(server.host, server.port, timeout=5) as t:
             with pytest.raises(TyrantConnectionError):
                 t.rnum()
@@ -284,7 +284,7 @@ def test_idle_connections_are_closed(server_factory: ServerFactory) -> None:
             assert busy.get(b"a") == b"1"
             time.sleep(0.2)
         assert time.monotonic() - started > 1.5
-        assert idle.closed_within(0.1) or idle.closed_within(2.0)
+        assert idle.closed_within(5.0)
     with Tyrant(server.host, server.port, timeout=5) as t:  # reconnects by itself
         assert t.get("a") == b"1"
         time.sleep(1.5)
