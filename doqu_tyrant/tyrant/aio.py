@@ -1,13 +1,13 @@
 """The asyncio Tyrant client: the same commands as coroutines, the same codec.
 
 :class:`AsyncTyrant` keeps a bounded pool of connections shared by all the
-tasks that use it. Each request borrows one connection until its reply is complete (see
-:mod:`.aioconnection`), so concurrent tasks use up to ``pool_size``
-connections, and a task beyond them waits for one. ``timeout`` bounds each
-call from its start: connecting, sending and the whole reply. A timeout, a
-cancellation or any other interruption discards the connection it happened
-on; ``CancelledError``, ``KeyboardInterrupt`` and the like propagate as
-themselves.
+tasks that use it (see :mod:`.aioconnection`): a connection carries one
+batch of requests at a time, and while every connection the pool may open
+is busy, further requests queue on the least busy one for its next batch.
+``timeout`` bounds each call from its start: connecting, sending and the
+whole reply. A timeout, a cancellation or any other interruption discards
+the connection it happened on; ``CancelledError``, ``KeyboardInterrupt``
+and the like propagate as themselves.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class AsyncTyrant:
         """One request on one connection, by ``deadline`` (loop time)."""
         pool = self._pool
         loop = asyncio.get_running_loop()
-        conn = pool.take()
+        conn = pool.take() or pool.pick()
         if conn is None:
             conn = await pool.acquire(None if deadline is None else deadline - loop.time())
         waiter = conn.send(frame, commands)

@@ -1,26 +1,28 @@
 """Connections of the asyncio client and their pool: the request path of :class:`~.aio.AsyncTyrant`.
 
-A connection carries one *batch* at a time and takes the next only once
-every reply of the batch is in: a single request, an explicit pipeline, or
-the requests of the tasks that were waiting for a connection when it came
-free (written in one go, like a pipeline, and answered together). A reply
-can then never be read as the answer to a request sent after it, even when
-a broken proxy or a confused server sends bytes nobody asked for. Those are
-caught three ways: bytes arriving while nothing is asked discard the
-connection at once; bytes left over after the last reply of a batch fail
-the batch (:class:`~.errors.TyrantProtocolError`) and discard the
-connection; and the socket is polled once, without waiting, before each
-batch is written (which also notices a server that closed the connection
-while the event loop was not running).
+A connection has at most one *batch* in flight, and writes the next only
+once every reply of the batch is in. A batch is one request, an explicit
+pipeline, or the requests of several tasks queued while the previous batch
+was out (written in one go, like a pipeline, and answered together). A
+reply can then never be read as the answer to a request sent after it,
+even when a broken proxy or a confused server sends bytes nobody asked
+for. Those are caught three ways: bytes arriving while nothing is asked
+discard the connection at once; bytes left over after the last reply of a
+batch fail the batch (:class:`~.errors.TyrantProtocolError`) and discard
+the connection; and the socket is polled once, without waiting, before
+each batch is written (which also notices a server that closed the
+connection while the event loop was not running). Requests still queued
+when a connection is discarded were never sent: they go out again on
+another connection.
 
 A timeout or an interruption discards the connection (a cancelled request
 that shares its batch with others leaves it to finish: its reply is read
-and dropped). The pool opens at most ``size`` connections per event loop;
-tasks beyond them wait, in order. The client owns each socket: when the
-event loop that made them finishes (``asyncio.run`` shuts down its
-asynchronous generators) its connections are closed then, not left to the
-garbage collector; those of a loop found closed later are closed on the
-next use of the pool.
+and dropped; one still queued is just not sent). The pool opens at most
+``size`` connections per event loop; beyond them requests queue on the
+least busy one. The client owns each socket: when the event loop that made
+them finishes (``asyncio.run`` shuts down its asynchronous generators) its
+connections are closed then, not left to the garbage collector; those of a
+loop found closed later are closed on the next use of the pool.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from .errors import (
 __all__ = ["AsyncConnection", "AsyncConnectionPool", "Waiter"]
 
 _QUEUE_HIGH = 16  # stream chunks buffered before reading pauses
-MAX_BATCH = 64  # waiting tasks that share one connection's next batch
+MAX_BATCH = 64  # requests queued on one connection for its next batch
 
 
 def conn_error(message: str, sent: bool) -> TyrantConnectionError:
@@ -56,13 +58,16 @@ def conn_error(message: str, sent: bool) -> TyrantConnectionError:
 class Waiter:
     """One caller's request(s) in a batch: ``count`` replies to collect."""
 
-    __slots__ = ("count", "replies", "future", "queue")
+    __slots__ = ("count", "replies", "future", "queue", "frame", "commands")
 
-    def __init__(self, count: int, future: asyncio.Future, queue: asyncio.Queue | None) -> None:
+    def __init__(self, count: int, future: asyncio.Future, queue: asyncio.Queue | None,
+                 frame: bytes, commands: list[int]) -> None:
         self.count = count
         self.replies: list[p.Reply] = []
         self.future = future
         self.queue = queue
+        self.frame = frame
+        self.commands = commands
 
 
 class AsyncConnection(asyncio.Protocol):
@@ -77,12 +82,12 @@ class AsyncConnection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.decoder = p.ReplyDecoder()
-        self.waiters: list[Waiter] = []  # the batch in flight (or being gathered)
+        self.waiters: list[Waiter] = []  # the batch in flight
         self.closed = False
         self._pool = pool
         self._current = 0  # index of the waiter the next reply belongs to
-        self._gathering = 0  # callers handed this connection for the next batch
-        self._out: list[bytes] = []
+        self._next: list[Waiter] = []  # queued for the next batch
+        self._flushing = False  # the next batch goes out at the next turn of the loop
         self._paused = False
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN)
@@ -108,8 +113,19 @@ class AsyncConnection(asyncio.Protocol):
 
     @property
     def busy(self) -> bool:
-        """A batch is in flight (or being gathered)."""
-        return bool(self.waiters or self._gathering)
+        """A batch is in flight or about to be written."""
+        return bool(self.waiters) or self._flushing
+
+    @property
+    def streaming(self) -> bool:
+        """A streamed reply is in flight: nothing may queue behind it."""
+        waiters = self.waiters
+        return bool(waiters) and waiters[0].queue is not None
+
+    @property
+    def load(self) -> int:
+        """Requests in flight or queued here."""
+        return len(self.waiters) + len(self._next)
 
     def fit(self) -> bool:
         """Whether the connection may carry a new batch: open, and nothing
@@ -125,62 +141,34 @@ class AsyncConnection(asyncio.Protocol):
 
     def send(self, frame: bytes, commands: list[int],
              queue: asyncio.Queue | None = None) -> Waiter:
-        """Write a request (one frame of ``len(commands)`` requests); its waiter.
+        """Write a request (one frame of ``len(commands)`` requests), or queue
+        it for the next batch while one is in flight; its waiter.
 
-        On a connection handed out for a shared batch the frame joins the
-        batch, which is written once every caller it was handed to has sent
-        (or at the next turn of the loop). Raises
-        :class:`TyrantConnectionError` with ``request_sent`` False when the
-        connection is unfit.
+        Raises :class:`TyrantConnectionError` with ``request_sent`` False when
+        the connection is unfit.
         """
-        gathering = self._gathering
-        if not gathering:
-            if self.waiters:
-                raise RuntimeError("a request is already in flight on this connection")
-            if not self.fit():
-                raise conn_error(f"connection to {self.name} was closed or out of step", False)
-        elif self.closed:
+        if self.closed:
             raise conn_error(f"connection to {self.name} is closed", False)
-        decoder = self.decoder
-        for command in commands:
-            decoder.expect(command)
-        waiter = Waiter(len(commands), self.loop.create_future(), queue)
-        self.waiters.append(waiter)
-        if gathering:
-            self._out.append(frame)
-            if len(self.waiters) >= gathering:
-                self.flush()
+        waiter = Waiter(len(commands), self.loop.create_future(), queue, frame, commands)
+        if self.waiters or self._flushing:
+            self._next.append(waiter)
             return waiter
-        assert self.transport is not None
-        self.transport.write(frame)
-        if commands[0] == p.PUTNR:
-            self._dispatch()
+        if not self.fit():
+            raise conn_error(f"connection to {self.name} was closed or out of step", False)
+        self._write([waiter])
         return waiter
 
-    def gather(self, callers: int) -> bool:
-        """Prepare a shared batch for ``callers`` requests; False if unfit.
-        The pool calls :meth:`flush` at the next turn of the loop, after
-        the callers have run, in case some of them never send."""
-        if not self.fit():
-            return False
-        self._gathering = callers
-        return True
-
-    def flush(self) -> None:
-        """Write the batch gathered so far."""
-        if not self._gathering:
-            return
-        self._gathering = 0
-        out, self._out = self._out, []
-        if self.closed:
-            return
-        if not out:  # every caller gave up before sending
-            if self._pool is not None:
-                self._pool.release(self)
-            return
+    def _write(self, batch: list[Waiter]) -> None:
+        decoder = self.decoder
+        for waiter in batch:
+            for command in waiter.commands:
+                decoder.expect(command)
+        self.waiters = batch
         assert self.transport is not None
-        self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-        self._dispatch()  # PUTNR needs no bytes
+        self.transport.write(batch[0].frame if len(batch) == 1
+                             else b"".join([w.frame for w in batch]))
+        if batch[0].commands[0] == p.PUTNR:
+            self._dispatch()  # needs no bytes
 
     def _dispatch(self) -> None:
         decoder = self.decoder
@@ -191,8 +179,6 @@ class AsyncConnection(asyncio.Protocol):
                     raise TyrantProtocolError(
                         f"{decoder.buffered} bytes from {self.name} nobody asked for")
                 return
-            if self._gathering:
-                return  # nothing is written yet
             count = len(waiters)
             current = self._current
             while current < count:
@@ -224,13 +210,34 @@ class AsyncConnection(asyncio.Protocol):
                 self._push(waiter.queue, waiter.replies[-1])
             if not waiter.future.done():
                 waiter.future.set_result(waiter.replies)
-        if self._pool is not None:
+        if self._next:
+            # Others queued meanwhile: write their batch at the next turn of
+            # the loop, after the callers just answered (woken first) had a
+            # chance to queue their next requests too.
+            self._flushing = True
+            self.loop.call_soon(self._flush)
+        elif self._pool is not None:
+            self._pool.release(self)
+
+    def _flush(self) -> None:
+        """Write the queued requests as the next batch."""
+        self._flushing = False
+        batch = [w for w in self._next if not w.future.done()]  # cancelled: not sent
+        self._next = []
+        if self.closed:
+            self._fail_queued(batch)
+        elif batch:
+            if self.fit():
+                self._write(batch)
+            else:
+                self._fail_queued(batch)
+        elif self._pool is not None:
             self._pool.release(self)
 
     def abandon(self, waiter: Waiter) -> None:
         """``waiter``'s caller gave up (cancelled, interrupted): discard the
         connection, unless other callers share the batch (then its reply is
-        read and dropped)."""
+        read and dropped). A queued request is simply not sent."""
         if waiter in self.waiters and (len(self.waiters) == 1 or waiter.queue is not None):
             self.abort()
 
@@ -248,16 +255,27 @@ class AsyncConnection(asyncio.Protocol):
     def _fail(self, exc: BaseException) -> None:
         self.closed = True
         waiters, self.waiters = self.waiters, []
-        self._gathering = 0
-        self._out = []
+        queued, self._next = self._next, []
         for waiter in waiters:
             if waiter.queue is not None:
                 waiter.queue.put_nowait(exc)
             if not waiter.future.done():
                 waiter.future.set_exception(exc)
                 waiter.future.exception()  # mark retrieved: the caller may be gone
+        self._fail_queued(queued)
         if self._pool is not None:
             self._pool.discard(self)
+
+    def _fail_queued(self, queued: list[Waiter]) -> None:
+        """Requests that were never written: they may go out elsewhere."""
+        for waiter in queued:
+            err = conn_error(f"connection to {self.name} was closed before the request "
+                             "was sent", False)
+            if waiter.queue is not None:
+                waiter.queue.put_nowait(err)
+            if not waiter.future.done():
+                waiter.future.set_exception(err)
+                waiter.future.exception()
 
     def abort(self, exc: BaseException | None = None) -> None:
         """Close at once; pending requests fail with ``exc``."""
@@ -282,10 +300,11 @@ class AsyncConnection(asyncio.Protocol):
 
 
 class AsyncConnectionPool:
-    """At most ``size`` connections per event loop, each used by one task at a time.
+    """At most ``size`` connections per event loop, shared by its tasks.
 
     ``connect_timeout`` bounds opening one; ``timeout`` (the pool timeout)
-    the wait for a free one, after which :class:`TyrantPoolTimeout` is raised.
+    the wait for a connection of its own that a streamed reply needs, after
+    which :class:`TyrantPoolTimeout` is raised.
     """
 
     def __init__(self, host: str, port: int, size: int = 8,
@@ -303,8 +322,8 @@ class AsyncConnectionPool:
         # longest gives stray bytes the most time to show before its check.
         self._idle: deque[AsyncConnection] = deque()
         self._opening = 0
-        # tasks waiting for a connection: (future, may share a batch)
-        self._waiting: deque[tuple[asyncio.Future[AsyncConnection | None], bool]] = deque()
+        # tasks waiting for a connection of their own (streamed replies)
+        self._waiting: deque[asyncio.Future[AsyncConnection | None]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._guard: AsyncGenerator[None, None] | None = None
 
@@ -341,7 +360,7 @@ class AsyncConnectionPool:
                 conn.close_socket()
             else:
                 conn.abort()
-        for future, _ in self._waiting:
+        for future in self._waiting:
             if not future.done() and not future.get_loop().is_closed():
                 future.set_result(None)
         self._waiting.clear()
@@ -399,23 +418,39 @@ class AsyncConnectionPool:
                 return conn
         return None
 
+    def pick(self) -> AsyncConnection | None:
+        """When every connection the pool may open is open and busy: the least
+        busy one, to queue a request on for its next batch; else None."""
+        if self._loop is not asyncio.get_running_loop():
+            return None
+        if len(self._conns) + self._opening < self.size:
+            return None
+        best: AsyncConnection | None = None
+        least = MAX_BATCH
+        for conn in self._conns:
+            waiters = conn.waiters
+            if conn.closed or (waiters and waiters[0].queue is not None):
+                continue  # gone, or a streamed reply: nothing may queue behind it
+            load = len(waiters) + len(conn._next)
+            if load < least:
+                best, least = conn, load
+        return best
+
     async def acquire(self, timeout: float | None = None, *,
                       share: bool = True) -> AsyncConnection:
-        """A connection for one request; it comes back to the pool by itself
-        once the reply is complete. ``share=False`` (a streamed reply) never
-        shares a batch with other callers.
-
-        Opens a new one while fewer than ``size`` exist, else waits up to
-        the pool timeout. ``timeout`` bounds connecting (with ``connect_timeout``).
-        """
+        """A connection to send a request on: an idle one, a new one while fewer
+        than ``size`` are open, else (``share``) the least busy one, where the
+        request waits for that connection's next batch. ``share=False`` (a
+        streamed reply) waits, up to the pool timeout, for one of its own.
+        ``timeout`` bounds connecting (with ``connect_timeout``)."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             await self._check_loop()
-        conn = self.take()
-        if conn is not None:
-            return conn
         deadline = None if self.timeout is None else loop.time() + self.timeout
         while True:
+            conn = self.take()
+            if conn is not None:
+                return conn
             if len(self._conns) + self._opening < self.size:
                 self._opening += 1
                 try:
@@ -427,15 +462,18 @@ class AsyncConnectionPool:
                     raise conn_error("the event loop is shutting down", False)
                 self._conns.append(conn)
                 return conn
-            got = await self._wait_for_release(loop, deadline, share)
-            if got is not None and not got.closed:
+            if share:
+                conn = self.pick()
+                if conn is not None:
+                    return conn
+            got = await self._wait_for_release(loop, deadline)
+            if got is not None and not got.closed and not got.busy:
                 return got
-            # a connection was closed: room to open one, or the loop restarted
             if loop is not self._loop:
                 await self._check_loop()
 
     async def _wait_for_release(self, loop: asyncio.AbstractEventLoop,
-                                deadline: float | None, share: bool) -> AsyncConnection | None:
+                                deadline: float | None) -> AsyncConnection | None:
         """The connection :meth:`release` hands over, or None when one was closed."""
         future: asyncio.Future[AsyncConnection | None] = loop.create_future()
         timer = None
@@ -445,8 +483,7 @@ class AsyncConnectionPool:
                 raise TyrantPoolTimeout(f"no free connection within {self.timeout} s "
                                         f"(pool_size={self.size})")
             timer = loop.call_later(remaining, _expire, future)
-        entry = (future, share)
-        self._waiting.append(entry)
+        self._waiting.append(future)
         try:
             return await future
         except _PoolWaitExpired:
@@ -464,40 +501,21 @@ class AsyncConnectionPool:
                 timer.cancel()
             if not future.done() or future.cancelled():
                 with contextlib.suppress(ValueError):
-                    self._waiting.remove(entry)
+                    self._waiting.remove(future)
 
     def release(self, conn: AsyncConnection) -> None:
-        """A connection's batch is complete: hand it to the tasks waiting (up
-        to :data:`MAX_BATCH` of them share its next batch), else keep it idle."""
+        """A connection has nothing in flight or queued: to the first task
+        waiting for one, else to the idle ones."""
         if conn.closed or self._loop is not conn.loop:
             self.discard(conn)
             return
         waiting = self._waiting
-        batch: list[asyncio.Future[AsyncConnection | None]] = []
-        while waiting and len(batch) < MAX_BATCH:
-            future, share = waiting[0]
-            if future.done():
-                waiting.popleft()
-                continue
-            if not share:
-                if not batch:  # first in line: it gets the connection alone
-                    waiting.popleft()
-                    future.set_result(conn)
-                    return
-                break
-            waiting.popleft()
-            batch.append(future)
-        if not batch:
-            self._idle.append(conn)
-            return
-        if len(batch) > 1 and not conn.gather(len(batch)):
-            for future in batch:  # unfit (and now discarded): each opens another
-                future.set_result(None)
-            return
-        for future in batch:
-            future.set_result(conn)
-        if len(batch) > 1:
-            conn.loop.call_soon(conn.flush)  # after the callers (woken first) have sent
+        while waiting:
+            future = waiting.popleft()
+            if not future.done():
+                future.set_result(conn)
+                return
+        self._idle.append(conn)
 
     def discard(self, conn: AsyncConnection) -> None:
         """Forget a closed connection; a waiting task may open another."""
@@ -506,7 +524,7 @@ class AsyncConnectionPool:
         with contextlib.suppress(ValueError):
             self._idle.remove(conn)
         while self._waiting:
-            future, _ = self._waiting.popleft()
+            future = self._waiting.popleft()
             if not future.done():
                 future.set_result(None)
                 return

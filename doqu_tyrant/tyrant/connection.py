@@ -71,7 +71,8 @@ class Connection:
     """
 
     __slots__ = ("host", "port", "timeout", "connect_timeout", "health_check_interval",
-                 "_sock", "_poll", "_decoder", "_buf", "_view", "_started", "_wait_ms")
+                 "_sock", "_poll", "_poll_now", "_decoder", "_buf", "_view", "_started",
+                 "_wait_ms")
 
     #: Poll the socket before each request (benchmarks turn it off to measure its cost).
     check_stray = True
@@ -86,6 +87,7 @@ class Connection:
         self.health_check_interval = health_check_interval
         self._sock: socket.socket | None = None
         self._poll = select.poll()
+        self._poll_now = self._poll.poll
         self._decoder = p.ReplyDecoder()
         self._buf = _EMPTY  # allocated on first connect
         self._view = memoryview(_EMPTY)
@@ -103,6 +105,10 @@ class Connection:
     def deadline(self) -> float | None:
         """When the call under way (or the last one) must be over; None: never."""
         return None if self.timeout is None else self._started + self.timeout
+
+    def _deadline(self, given: float | None) -> float | None:
+        return given if given is not None or self.timeout is None \
+            else self._started + self.timeout
 
     def connect(self, deadline: float | None = None) -> socket.socket:
         """Open the socket (closing any previous one), by ``deadline`` if given."""
@@ -130,6 +136,7 @@ class Connection:
             self._view = memoryview(self._buf)
         self._poll = select.poll()
         self._poll.register(sock, _POLLIN)
+        self._poll_now = self._poll.poll
         self._sock = sock
         self._decoder = p.ReplyDecoder()
         return sock
@@ -216,33 +223,34 @@ class Connection:
         ``deadline`` (a :func:`time.monotonic` time) bounds the call instead
         of ``timeout`` from now: a retry passes the first attempt's.
         """
-        self._started = now = _monotonic()
+        self._started = _monotonic()
         # Until something waits (connecting, a full send buffer) or the
         # caller passes a deadline, the first wait for the reply is simply
-        # ``timeout``: no clock reading needed.
+        # ``timeout``: no clock arithmetic on the common path.
         fresh = deadline is None
-        if fresh and self.timeout is not None:
-            deadline = now + self.timeout
         sent = False
         try:
             sock = self._sock
-            if sock is None or (self.check_stray and self._poll.poll(0)):
+            if sock is None or (self.check_stray and self._poll_now(0)):
                 # Readable before we asked anything: EOF, a reset, or bytes
                 # nobody asked for. Not fit for a request either way.
+                deadline = self._deadline(deadline)
                 sock = self.connect(deadline)
                 fresh = False
+            size = len(frame)
             try:
                 n = sock.send(frame)
             except BlockingIOError:
                 n = 0
-            if n < len(frame):
+            if n < size:
+                deadline = self._deadline(deadline)
                 self._send(sock, frame, n, deadline)
                 fresh = False
             sent = True
             if command == _PUTNR:
                 return _OK_NONE
             if fresh:
-                if not self._poll.poll(self._wait_ms):
+                if not self._poll_now(self._wait_ms):
                     raise TimeoutError
             else:
                 self._wait(deadline)
@@ -261,6 +269,7 @@ class Connection:
             decoder.expect(command)
             decoder.feed(data)
             reply = decoder.next_reply()
+            deadline = self._deadline(deadline)
             while reply is None:
                 self._wait(deadline)
                 try:
