@@ -19,6 +19,7 @@ import contextlib
 import logging
 import resource
 import sys
+from typing import Any
 
 from doqu_tyrant.tyrant.options import (
     ArgumentParser,
@@ -36,6 +37,7 @@ from doqu_tyrant.tyrant.options import (
 from doqu_tyrant.tyrant.protocol import MAX_LENGTH
 
 from .app import DEFAULT_FRAME_TIMEOUT, DEFAULT_PORT, DEFAULT_THREADS, Server
+from .limits import DEFAULT_MAX_CONNECTIONS
 from .rts import RtsError
 from .ulog import DEFAULT_LIMIT
 
@@ -60,7 +62,8 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
         "file, optionally with #name=value tuning parameters",
     )
     parser.add_argument("--host", default=None,
-                        help="address to listen on (default: 127.0.0.1)")
+                        help="address to listen on; 0.0.0.0 or :: for every interface "
+                        "(default: 127.0.0.1)")
     parser.add_argument("--port", type=server_port_arg, default=None,
                         help=f"TCP port, 0 = any free port (default: {DEFAULT_PORT})")
     parser.add_argument("--url", metavar="tyrant://HOST:PORT",
@@ -101,7 +104,35 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
         "(default: %(default)s)",
     )  # fmt: skip
     add_replication_options(parser)
+    add_limit_options(parser)
     return parser
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """``--max-connections``, ``--idle-timeout``, ``--max-memory`` (docs/server.rst, Limits)."""
+    group = parser.add_argument_group("limits")
+    group.add_argument(
+        "--max-connections", type=positive_int_arg, metavar="N",
+        help=f"connections served at once; more are closed as soon as they are accepted "
+        f"(default: {DEFAULT_MAX_CONNECTIONS}, or fewer if the open-file limit is lower)",
+    )  # fmt: skip
+    group.add_argument(
+        "--idle-timeout", type=seconds_or_zero_arg, default=0.0, metavar="SECONDS",
+        help="close a connection that sends nothing for this long; 0 = never "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--max-memory", type=size_arg, default="1G", metavar="BYTES",
+        help="memory for buffered requests and unsent replies of all connections together; "
+        "larger answers are refused, large requests wait (default: %(default)s)",
+    )  # fmt: skip
+    # benchmarks/server.py --unguarded: the memory safeguards off, to measure their cost
+    group.add_argument("--unguarded", action="store_true", help=argparse.SUPPRESS)
+
+
+def limit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"max_connections": args.max_connections, "idle_timeout": args.idle_timeout,
+            "max_memory": args.max_memory, "guarded": not args.unguarded}
 
 
 def add_replication_options(parser: argparse.ArgumentParser) -> None:
@@ -190,7 +221,7 @@ def main(argv: list[str] | None = None, prog: str = PROG, name: str | None = Non
             max_length=args.max_length, frame_timeout=args.frame_timeout,
             copy_commands=args.copy_commands, pid_file=args.pid,
             master=args.master, rts_path=args.rts, replication_check=args.rcc,
-            allow_setmst=args.allow_setmst,
+            allow_setmst=args.allow_setmst, **limit_kwargs(args),
         )  # fmt: skip
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))

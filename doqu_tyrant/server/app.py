@@ -17,15 +17,18 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from doqu_tyrant.tyrant import protocol as p
-from doqu_tyrant.tyrant.options import check_count, check_port, check_seconds
+from doqu_tyrant.tyrant.options import check_count, check_host, check_port, check_seconds
 
+from .acceptor import Acceptor
 from .clocale import use_c_locale
-from .commands import Commands
+from .commands import Commands, Handler
 from .connection import Connection
+from .limits import DEFAULT_MAX_MEMORY, DEFAULT_MAX_UNSENT, Budget, Limits, bounded_mget
 from .paths import open_database, parse_path
 from .replication import Replicator
 from .rts import RtsFile
@@ -37,6 +40,8 @@ DEFAULT_PORT = 1978
 DEFAULT_THREADS = 8
 DEFAULT_FRAME_TIMEOUT = 30.0
 SHUTDOWN_GRACE = 5.0
+# While a connection waits for memory, the budget is recounted this often.
+MEMORY_RECHECK = 0.05
 
 
 def _rts_path(db_path: str, given: str | os.PathLike[str] | None,
@@ -75,9 +80,25 @@ class Engine:
     commands: Commands
     max_length: int
     frame_timeout: float
+    limits: Limits = field(default_factory=Limits)
     connections: set[Connection] = field(default_factory=set)
     repl_events: set[asyncio.Event] = field(default_factory=set)
     loop_thread: int = field(default_factory=threading.get_ident)
+
+    def __post_init__(self) -> None:
+        self.budget = Budget(self.limits.max_memory)
+        # The inline handlers, with MGET built within the budget; under memory
+        # pressure GET goes through the connection's size check (None here).
+        self.handlers: list[Handler | None] = list(self.commands.handlers)
+        if self.limits.guarded:
+            self.handlers[p.MGET] = self._mget
+        self.pressure_handlers = list(self.handlers)
+        self.pressure_handlers[p.GET] = None
+        self.waiting: set[Connection] = set()
+        self.input_leader: Connection | None = None
+        self._recheck: asyncio.Handle | None = None
+        self._recheck_soon = False
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def notify_repl(self) -> None:
         """Wake the REPL streams after an update-log append (from any thread)."""
@@ -93,6 +114,89 @@ class Engine:
         for event in list(self.repl_events):
             event.set()
 
+    # -- the memory budget ------------------------------------------------------------
+
+    def _mget(self, r: p.Request) -> bytes:
+        reply = bounded_mget(self.commands.db, r[1][0], self.budget.room())
+        if reply is None:
+            log.info("MGET of %d keys refused: its reply would exceed the memory budget",
+                     len(r[1][0]))
+            return p.REPLY_FAIL
+        return reply
+
+    def refresh(self) -> None:
+        """Recount every connection's share of the budget."""
+        for conn in self.connections:
+            conn._account()
+
+    def wait_for_memory(self, conn: Connection) -> None:
+        """``conn`` waits until memory is freed (rechecked periodically)."""
+        self.waiting.add(conn)
+        if self._recheck is None:
+            self._recheck = self.loop.call_later(MEMORY_RECHECK, self._wake_waiting)
+
+    def memory_freed(self) -> None:
+        """Something was released: let the waiting connections try again soon."""
+        if not self.waiting or self._recheck_soon:
+            return
+        if self._recheck is not None:
+            self._recheck.cancel()
+        self._recheck = self.loop.call_soon(self._wake_waiting)
+        self._recheck_soon = True
+
+    def _wake_waiting(self) -> None:
+        self._recheck = None
+        self._recheck_soon = False
+        self.refresh()
+        budget = self.budget
+        leader = self.input_leader
+        # Large requests go on waiting while the budget is spent and the one
+        # allowed to proceed is still receiving.
+        keep_inputs = budget.held > budget.limit and leader is not None and not leader.closed
+        waiting = list(self.waiting)
+        self.waiting.clear()
+        for conn in waiting:
+            if keep_inputs and conn.in_wait and not conn.deferred:
+                self.waiting.add(conn)
+            else:
+                conn.wake()
+        if self.waiting and self._recheck is None:
+            self._recheck = self.loop.call_later(MEMORY_RECHECK, self._wake_waiting)
+
+    def forget(self, conn: Connection) -> None:
+        """A connection is gone: release what it held."""
+        self.waiting.discard(conn)
+        if self.input_leader is conn:
+            self.input_leader = None
+        if conn.held:
+            self.budget.held -= conn.held
+            conn.held = 0
+        self.memory_freed()
+
+    # -- idle connections -------------------------------------------------------------
+
+    def start_sweeping(self) -> None:
+        """Close connections idle for ``limits.idle_timeout`` (if set)."""
+        timeout = self.limits.idle_timeout
+        if timeout > 0 and self._sweeper is None:
+            self._sweeper = self.loop.call_later(min(max(timeout / 4, 0.05), 1.0), self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        timeout = self.limits.idle_timeout
+        now = time.monotonic()
+        for conn in list(self.connections):
+            if conn.idle(now, timeout):
+                log.info("fd %d: idle for %ss; closing", conn.fd, timeout)
+                conn._close()
+        self.start_sweeping()
+
+    def stop(self) -> None:
+        for handle in (self._recheck, self._sweeper):
+            if handle is not None:
+                handle.cancel()
+        self._recheck = self._sweeper = None
+
 
 class Server:
     """A Tokyo Tyrant compatible server over one Tokyo Cabinet database.
@@ -105,8 +209,11 @@ class Server:
     a shell command on this host, so it is off unless the operator asks.
     ``ulog_dir`` with ``sid`` (1–65535) turns the update log on.
     ``max_length`` caps every declared length in a request;
-    ``frame_timeout`` closes a connection whose frame stays incomplete
-    that long (0: never).
+    ``frame_timeout`` closes a connection whose frame stays incomplete, or
+    whose client reads none of its replies, that long (0: never).
+    ``max_connections``, ``idle_timeout``, ``max_memory`` and
+    ``max_unsent`` are the :class:`~.limits.Limits`. ``host`` must name an
+    address: ``"0.0.0.0"`` or ``"::"`` listen on every interface.
 
     Replication (see :mod:`.replication`): ``master=(host, port)`` follows
     that master from start-up; ``rts_path`` is the replication timestamp
@@ -137,8 +244,18 @@ class Server:
         rts_path: str | os.PathLike[str] | None = None,
         replication_check: bool = False,
         allow_setmst: bool = False,
+        max_connections: int | None = None,
+        idle_timeout: float = 0.0,
+        max_memory: int = DEFAULT_MAX_MEMORY,
+        max_unsent: int = DEFAULT_MAX_UNSENT,
+        guarded: bool = True,
     ) -> None:
         # Everything is checked here, before a file or a socket is touched.
+        if host == "":
+            raise ValueError("the host is empty; give 0.0.0.0 (or ::) to listen on every "
+                             "interface")
+        host = check_host(host, "host")
+        self.limits = Limits(max_connections, idle_timeout, max_memory, max_unsent, guarded)
         self.database = parse_path(path)
         port = check_port(port, "port", allow_zero=True)
         sid = check_count(sid, "sid", 0)
@@ -216,7 +333,7 @@ class Server:
             max_workers=self.threads, thread_name_prefix="tyrant-worker",
             initializer=use_c_locale,
         )
-        aserver: asyncio.AbstractServer | None = None
+        acceptor: Acceptor | None = None
         replicator: Replicator | None = None
         engine: Engine | None = None
         wrote_pid = False
@@ -227,7 +344,8 @@ class Server:
                 db, sid=self.sid, ulog=ulog, dump_dir=self.dump_dir,
                 copy_commands=self.copy_commands, max_length=self.max_length,
             )  # fmt: skip
-            engine = Engine(loop, executor, commands, self.max_length, self.frame_timeout)
+            engine = Engine(loop, executor, commands, self.max_length, self.frame_timeout,
+                            self.limits)
             commands.recover()  # before any request: complete an interrupted logged write
             rts = RtsFile(self.rts_path) if self.rts_path is not None else None
             replicator = Replicator(commands, loop, executor, rts)
@@ -237,10 +355,12 @@ class Server:
             if ulog is not None:
                 ulog.listener = engine.notify_repl
             bound = engine  # for the closure
-            aserver = await loop.create_server(
-                lambda: Connection(bound), sock=listening, backlog=self.backlog
-            )
+            listening.listen(self.backlog)
+            acceptor = Acceptor(loop, listening, lambda: Connection(bound),
+                                lambda: len(bound.connections), self.limits.connection_limit())
             sock = None
+            acceptor.start()
+            engine.start_sweeping()
             self.host, self.port = listening.getsockname()[:2]
             if self.pid_file is not None:
                 with open(self.pid_file, "w") as f:
@@ -259,11 +379,12 @@ class Server:
         finally:
             if sock is not None:
                 sock.close()
-            if aserver is not None:
-                aserver.close()
+            if acceptor is not None:
+                acceptor.close()
             if replicator is not None:
                 replicator.stop()
             if engine is not None:
+                engine.stop()
                 for conn in list(engine.connections):
                     conn._close()
             # let pending callbacks (closing transports, cancelled tasks) run

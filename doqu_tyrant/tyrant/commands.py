@@ -347,7 +347,11 @@ def _counter(reply: p.Reply, name: str) -> Any:
 
 
 def _mget(reply: p.Reply, _: Any) -> dict[bytes, bytes]:
-    return dict(reply.value) if reply.ok else {}  # type: ignore[call-overload]
+    # ttserver's MGET never fails; the bundled server refuses one whose reply
+    # would exceed its memory budget, which must not read as "none found".
+    if not reply.ok:
+        raise _fail("mget")
+    return dict(reply.value)  # type: ignore[call-overload]
 
 
 def _list(reply: p.Reply, _: Any) -> list[bytes]:
