@@ -1,0 +1,472 @@
+"""What the server keeps: a :class:`~.cabinet.Cabinet` that never acknowledges
+a write it will not keep, and recovers after a crash.
+
+Tokyo Cabinet leaves three holes, closed here (see "Durability" in
+``docs/server.rst``):
+
+* **The fatal state.** After some failures (a COPY onto a directory or an
+  over-long name, an OPTIMIZE that cannot create its temporary file, an I/O
+  error) the library marks the database *fatal* and from then on silently
+  stops writing parts of it -- a B+ tree's pages, a table's indexes -- while
+  still acknowledging every write. :class:`DurableCabinet` looks at the flag
+  after each failed call and at every commit point, and reopens the database
+  at once; COPY and OPTIMIZE targets are checked first (:func:`copy_problem`,
+  :func:`optimize_problem`) so that the usual causes never reach the library.
+* **B+ trees are not crash-safe.** Writing back cached pages is not atomic, so
+  a kill -9 during SYNC (or any page flush) can lose records that an earlier
+  SYNC had made durable. Here a B+ tree always has a Tokyo Cabinet transaction
+  open; its write-ahead log rolls an interrupted flush back at the next open.
+  SYNC, COPY, OPTIMIZE, VANISH and :meth:`DurableCabinet.commit` (which the
+  server calls every ``commit_interval`` seconds) are the commit points.
+* **Table indexes are B+ trees updated in memory.** After an unclean shutdown
+  (the engine's "open" header flag still set) they may miss records or hold
+  stale ones, and updates of such records then fail. They are rebuilt from
+  the rows when the database is opened; stray temporary files of an
+  interrupted OPTIMIZE are removed.
+
+Hash, fixed-length and table rows need neither: each write reaches the file
+mapping before it is acknowledged, and a kill -9 leaves the file consistent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Sequence
+from urllib.parse import quote_from_bytes
+
+from . import cabinet as c
+from .cabinet import ADBOBDB, ADBOFDB, ADBOHDB, ADBOTDB, Cabinet
+
+__all__ = ["DurableCabinet", "copy_problem", "open_database", "optimize_problem"]
+
+log = logging.getLogger("doqu_tyrant.server")
+
+_MAGIC = b"ToKyO CaBiNeT"
+_FLAGS_OFFSET = 33  # the header byte of additional flags, in every file kind
+_FLAG_OPEN = 1  # set while a writer has the file open: still set after a crash
+_FLAG_FATAL = 2
+_FLAGS = {ADBOHDB: c._tchdbflags, ADBOBDB: c._tcbdbflags, ADBOFDB: c._tcfdbflags,
+          ADBOTDB: c._tctdbflags}  # fmt: skip
+_INDEX_TYPES = {"lex": b"0", "dec": b"1", "tok": b"2", "qgr": b"3"}
+# misc functions that rewrite the whole database: commit points of a B+ tree
+_WHOLE_DB_MISC = frozenset({b"sync", b"optimize", b"vanish", b"cacheclear"})
+
+
+def open_database(name: str | bytes | os.PathLike[str]) -> DurableCabinet:
+    """Open ``name`` for the server, recovering from an unclean shutdown first."""
+    return DurableCabinet(name)
+
+
+class DurableCabinet(Cabinet):
+    """A :class:`Cabinet` with crash recovery, fatal-error recovery and, for a
+    B+ tree, a standing transaction committed at every commit point.
+
+    The library's own ``tranbegin``/``trancommit``/``tranabort`` are not
+    available on a B+ tree opened this way: the transaction is this class's.
+    """
+
+    __slots__ = ("_tran", "_copying", "_recover_later", "_files_base", "recoveries",
+                 "rebuild_seconds")  # fmt: skip
+
+    def __init__(self, name: str | bytes | os.PathLike[str]) -> None:
+        self._tran = False
+        self._copying = 0
+        self._recover_later = False
+        self.recoveries = 0
+        """How often the database was reopened after a fatal error."""
+        self.rebuild_seconds: float | None = None
+        """Time the start-up index rebuild took (None: no rebuild was needed)."""
+        raw = os.fsencode(name)
+        path, params = c._parse_open_name(raw)
+        self._files_base = b"" if path in (b"*", b"+", b"") else os.path.abspath(path)
+        writer = _is_writer(params)
+        unclean = fatal = False
+        if writer and self._files_base and os.path.exists(path):
+            for fname in self._files():
+                flags = _read_flags(fname)
+                if flags is None:
+                    continue
+                if fname == self._files_base:
+                    unclean = bool(flags & _FLAG_OPEN)
+                fatal = fatal or bool(flags & _FLAG_FATAL)
+                if flags & _FLAG_FATAL:
+                    _write_flags(fname, flags & ~_FLAG_FATAL)
+            if fatal:
+                log.warning("%s was marked fatal by an earlier run; its indexes are rebuilt",
+                            os.fsdecode(path))
+        super().__init__(raw)
+        if not writer:
+            return
+        self._remove_stray_files()
+        if self._table and (unclean or fatal) and self._indexes:
+            self._rebuild_indexes()
+        if self._omode == ADBOBDB:
+            self._tran = bool(c._tcadbtranbegin(self._handle()))
+
+    # -- commit points ------------------------------------------------------------------
+
+    @property
+    def transactional(self) -> bool:
+        """Whether writes are kept in a transaction until the next commit point."""
+        return self._tran
+
+    def commit(self) -> bool:
+        """Make every acknowledged write survive a kill -9 (no fsync); a no-op
+        unless :attr:`transactional`."""
+        with self._lock:
+            if not self._tran:
+                return True
+            ok = self._suspend()
+            self._resume()
+            return ok
+
+    def _suspend(self) -> bool:
+        """Commit the standing transaction (lock held); it stays closed until
+        :meth:`_resume`."""
+        if not self._tran or self._adb is None:
+            return True
+        self._tran = False
+        if c._tcadbtrancommit(self._adb):
+            return True
+        self._recover(rebuild=False)  # the commit is lost: back to the previous one
+        return False
+
+    def _resume(self) -> None:
+        if self._omode == ADBOBDB and not self._tran and self._adb is not None:
+            self._tran = bool(c._tcadbtranbegin(self._adb))
+            if not self._tran:
+                self._on_failure()
+                if self._adb is not None and not self._tran:
+                    self._tran = bool(c._tcadbtranbegin(self._adb))
+
+    def sync(self) -> bool:
+        """Commit, then flush to the device (``tcadbsync``)."""
+        with self._lock:
+            ok = self._suspend()
+            ok = bool(c._tcadbsync(self._handle())) and ok
+            self._resume()
+            if not ok or self._is_fatal():
+                self._recover(rebuild=False)
+                return False
+            return True
+
+    def optimize(self, params: str | bytes = b"") -> bool:
+        """Rebuild the file (``tcadboptimize``) unless it would fail for want of
+        room or permission, which would leave the engine fatal."""
+        with self._lock:
+            problem = optimize_problem(self)
+            if problem is not None:
+                log.warning("OPTIMIZE refused: %s", problem)
+                return False
+            ok = self._suspend()
+            ok = super().optimize(params) and ok
+            self._resume()
+            return self._checked(ok)
+
+    def vanish(self) -> bool:
+        with self._lock:
+            ok = self._suspend()
+            ok = super().vanish() and ok
+            self._resume()
+            return self._checked(ok)
+
+    def copy(self, path: str | bytes | os.PathLike[str]) -> bool:
+        """Hot backup (``tcadbcopy``) of the committed state.
+
+        Hash and table databases are copied without holding the lock: the
+        library lets reads proceed meanwhile and holds writes back itself.
+        """
+        raw = os.fsencode(path)
+        shared = self._omode in (ADBOHDB, ADBOTDB)
+        with self._lock:
+            ok = self._suspend()
+            adb = self._handle()
+            if not shared:
+                ok = bool(c._tcadbcopy(adb, raw)) and ok
+                self._resume()
+                return self._checked(ok)
+            self._copying += 1
+        try:
+            ok = bool(c._tcadbcopy(adb, raw)) and ok
+        finally:
+            with self._lock:
+                self._copying -= 1
+                if self._recover_later and not self._copying:
+                    self._recover_later = False
+                    self._recover(rebuild=True)
+        return self._checked(ok)
+
+    def misc(self, name: str | bytes, args: Sequence[bytes] = ()) -> list[bytes] | None:
+        raw = name.encode() if isinstance(name, str) else name
+        if raw not in _WHOLE_DB_MISC:
+            return super().misc(raw, args)
+        with self._lock:
+            if raw == b"optimize":
+                problem = optimize_problem(self)
+                if problem is not None:
+                    log.warning("misc optimize refused: %s", problem)
+                    return None
+            self._suspend()
+            result = super().misc(raw, args)
+            self._resume()
+            if result is not None and self._is_fatal():
+                self._recover(rebuild=False)
+                return None
+            return result
+
+    def close(self) -> bool:
+        with self._lock:
+            if self._adb is None:
+                return True
+            ok = self._suspend()
+            return super().close() and ok
+
+    def tranbegin(self) -> bool:
+        """Refused on a B+ tree: its transaction belongs to this class."""
+        return False if self._omode == ADBOBDB else super().tranbegin()
+
+    def trancommit(self) -> bool:
+        return False if self._omode == ADBOBDB else super().trancommit()
+
+    def tranabort(self) -> bool:
+        return False if self._omode == ADBOBDB else super().tranabort()
+
+    # -- the fatal state ----------------------------------------------------------------
+
+    def _is_fatal(self) -> bool:
+        adb = self._adb
+        flags = _FLAGS.get(self._omode)
+        if adb is None or flags is None:
+            return False
+        engine = c._tcadbreveal(adb)
+        return bool(engine) and bool(flags(engine) & _FLAG_FATAL)
+
+    def _on_failure(self) -> None:
+        if self._is_fatal():
+            self._recover(rebuild=True)
+
+    def _checked(self, ok: bool) -> bool:
+        """``ok``, after reopening the database if the call left it fatal."""
+        if not ok and self._is_fatal():
+            with self._lock:
+                self._recover(rebuild=False)
+        return ok
+
+    def _recover(self, *, rebuild: bool) -> None:
+        """Close the fatal handle and open the database again (lock held).
+
+        A B+ tree's open transaction is rolled back to its last commit, which
+        is what a kill -9 would have cost. ``rebuild``: rebuild a table's
+        indexes too (the failure may have hit them half-way).
+        """
+        if self._copying:
+            self._recover_later = True  # the copy still uses the handle
+            return
+        adb = self._adb
+        if adb is None or not self._is_fatal():
+            return
+        error = self._misc(adb, b"error", []) or [b"?"]
+        log.error("Tokyo Cabinet reported a fatal error on %s (%s); reopening it",
+                  os.fsdecode(self._name), error[0].decode("utf-8", "replace"))
+        self._adb = None
+        self._tran = False
+        c._tcadbclose(adb)
+        c._tcadbdel(adb)
+        for fname in self._files():
+            flags = _read_flags(fname)
+            if flags is not None and flags & _FLAG_FATAL:
+                _write_flags(fname, flags & ~_FLAG_FATAL)
+        try:
+            fresh = Cabinet(_without_truncation(self._name))
+        except (OSError, ValueError) as exc:
+            log.critical("cannot reopen %s after a fatal error (%s); every request fails "
+                         "until the server is restarted", os.fsdecode(self._name), exc)
+            return
+        for slot in Cabinet.__slots__:
+            if slot not in ("_lock", "_size", "_sizep", "_name", "__weakref__"):
+                setattr(self, slot, getattr(fresh, slot))
+        fresh._adb = None
+        self.recoveries += 1
+        if rebuild and self._table and self._indexes:
+            self._rebuild_indexes()
+        self._resume()
+
+    # -- start-up recovery ----------------------------------------------------------------
+
+    def _files(self) -> list[bytes]:
+        """The database file and (tables) its index files."""
+        base = self._files_base
+        if not base:
+            return []
+        directory, name = os.path.split(base)
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return [base]
+        prefix = name + b".idx."
+        return [base] + [os.path.join(directory, n) for n in sorted(names)
+                         if n.startswith(prefix) and not n.endswith(b".wal")]
+
+    def _remove_stray_files(self) -> None:
+        """Remove ``<db>.tmp.<number>`` files that an interrupted OPTIMIZE left.
+
+        Only a writer that holds the database's lock gets here, so no other
+        process can be optimizing it.
+        """
+        base = self._files_base
+        if not base:
+            return
+        directory, name = os.path.split(base)
+        stray = re.compile(re.escape(name) + rb"\.tmp\.\d+(\.wal)?\Z")
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return
+        for fname in names:
+            if stray.match(fname):
+                full = os.path.join(directory, fname)
+                try:
+                    os.unlink(full)
+                    log.warning("removed %s, left by an interrupted OPTIMIZE", os.fsdecode(full))
+                except OSError as exc:
+                    log.warning("cannot remove %s: %s", os.fsdecode(full), exc)
+
+    def _rebuild_indexes(self) -> None:
+        """Drop and rebuild every index of the table from its rows."""
+        start = time.perf_counter()
+        for column, kind in sorted(self._indexes.items()):
+            Cabinet.misc(self, b"setindex", [column, b"9999"])
+            if Cabinet.misc(self, b"setindex", [column, _INDEX_TYPES[kind]]) is None:
+                log.error("could not rebuild the %s index of column %r", kind, column)
+        self.rebuild_seconds = time.perf_counter() - start
+        log.warning("rebuilt the indexes of %s after an unclean shutdown in %.2f s",
+                    os.fsdecode(self._name), self.rebuild_seconds)
+
+
+# -- checks before a library call ----------------------------------------------------------
+
+
+def copy_problem(db: Cabinet, target: str) -> str | None:
+    """Why copying ``db`` to the file ``target`` would fail (None: it should work).
+
+    Tokyo Cabinet enters its fatal state when a copy cannot be written, so
+    whatever can be checked is checked first: the directory exists and is
+    writable, the target and (tables) its index files have names the file
+    system accepts, the target is not a directory or a special file, and
+    there is room for a copy.
+    """
+    directory = os.path.dirname(target) or "."
+    if not os.path.isdir(directory):
+        return f"{directory!r} is not a directory"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"{directory!r} is not writable"
+    names = [target] + [target + f".idx.{_quoted(col)}.{kind}"
+                        for col, kind in db.indexes.items()]
+    try:
+        name_max = os.pathconf(directory, "PC_NAME_MAX")
+        path_max = os.pathconf(directory, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    for name in names:
+        if len(os.fsencode(os.path.basename(name))) > name_max:
+            return f"the file name {os.path.basename(name)!r} is too long"
+        if len(os.fsencode(os.path.abspath(name))) >= path_max:
+            return f"the path {name!r} is too long"
+        if os.path.lexists(name):
+            if os.path.isdir(name):
+                return f"{name!r} is a directory"
+            if not os.path.isfile(name):
+                return f"{name!r} is not a regular file"
+            if not os.access(name, os.W_OK):
+                return f"{name!r} is not writable"
+    return _room_problem(db, directory, "a copy")
+
+
+def optimize_problem(db: Cabinet) -> str | None:
+    """Why rebuilding ``db`` would fail: its directory not writable, or no room
+    for the temporary copy Tokyo Cabinet writes next to it."""
+    path = os.fsdecode(db.path)
+    if path in ("*", "+", ""):
+        return None
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"{directory!r} is not writable"
+    return _room_problem(db, directory, "the rebuilt file")
+
+
+def _room_problem(db: Cabinet, directory: str, what: str) -> str | None:
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return None
+    free = st.f_bavail * st.f_frsize
+    needed = _files_size(db)
+    if needed > free:
+        return f"{directory!r} has {free} bytes free, {what} needs about {needed}"
+    return None
+
+
+def _files_size(db: Cabinet) -> int:
+    """Bytes of the database's files (tables: with their indexes)."""
+    if isinstance(db, DurableCabinet):
+        files = db._files()
+    else:
+        files = [db.path]
+    total = 0
+    for fname in files:
+        try:
+            total += os.path.getsize(fname)
+        except OSError:
+            pass
+    return total
+
+
+def _quoted(column: bytes) -> str:
+    """A column name as Tokyo Cabinet writes it into an index file name."""
+    return quote_from_bytes(column, safe="")
+
+
+# -- file headers ------------------------------------------------------------------------
+
+
+def _read_flags(path: bytes) -> int | None:
+    """The additional-flags byte of a Tokyo Cabinet file, None if it is not one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_FLAGS_OFFSET + 1)
+    except OSError:
+        return None
+    if len(head) <= _FLAGS_OFFSET or not head.startswith(_MAGIC):
+        return None
+    return head[_FLAGS_OFFSET]
+
+
+def _write_flags(path: bytes, flags: int) -> None:
+    """Rewrite the flags byte of a file no handle has open."""
+    try:
+        with open(path, "r+b") as f:
+            f.seek(_FLAGS_OFFSET)
+            f.write(bytes((flags,)))
+    except OSError as exc:
+        log.warning("cannot clear the fatal flag of %s: %s", os.fsdecode(path), exc)
+
+
+def _is_writer(params: list[tuple[bytes, bytes]]) -> bool:
+    modes = [value for key, value in params if key == b"mode"]
+    return not modes or b"w" in modes[-1].lower()
+
+
+def _without_truncation(name: bytes) -> bytes:
+    """``name`` with the truncate flag (``#mode=...t``) dropped, for a reopen."""
+    path, *parts = name.split(b"#")
+    kept = []
+    for part in parts:
+        key, sep, value = part.partition(b"=")
+        if sep and key.lower() == b"mode":
+            part = key + b"=" + value.replace(b"t", b"").replace(b"T", b"")
+        kept.append(part)
+    return b"#".join([path, *kept])
+
