@@ -36,7 +36,13 @@ from doqu_tyrant.tyrant.options import (
 )
 from doqu_tyrant.tyrant.protocol import MAX_LENGTH
 
-from .app import DEFAULT_FRAME_TIMEOUT, DEFAULT_PORT, DEFAULT_THREADS, Server
+from .app import (
+    DEFAULT_COMMIT_INTERVAL,
+    DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_PORT,
+    DEFAULT_THREADS,
+    Server,
+)
 from .limits import DEFAULT_MAX_CONNECTIONS
 from .rts import RtsError
 from .ulog import DEFAULT_LIMIT
@@ -102,6 +108,11 @@ def build_parser(prog: str = PROG) -> ArgumentParser:
         metavar="SECONDS",
         help="close a connection whose request stays incomplete this long; 0 = never "
         "(default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--commit-interval", type=float, default=DEFAULT_COMMIT_INTERVAL, metavar="SECONDS",
+        help="B+ tree databases: commit acknowledged writes this often, so that a kill -9 "
+        "costs at most this much of them (default: %(default)s)",
     )  # fmt: skip
     add_replication_options(parser)
     add_limit_options(parser)
@@ -221,7 +232,8 @@ def main(argv: list[str] | None = None, prog: str = PROG, name: str | None = Non
             max_length=args.max_length, frame_timeout=args.frame_timeout,
             copy_commands=args.copy_commands, pid_file=args.pid,
             master=args.master, rts_path=args.rts, replication_check=args.rcc,
-            allow_setmst=args.allow_setmst, **limit_kwargs(args),
+            allow_setmst=args.allow_setmst, commit_interval=args.commit_interval,
+            **limit_kwargs(args),
         )  # fmt: skip
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))

@@ -28,8 +28,10 @@ from .acceptor import Acceptor
 from .clocale import use_c_locale
 from .commands import Commands, Handler
 from .connection import Connection
+from .durable import open_database
+from .gate import CommitTimer
 from .limits import DEFAULT_MAX_MEMORY, DEFAULT_MAX_UNSENT, Budget, Limits, bounded_mget
-from .paths import open_database, parse_path
+from .paths import parse_path
 from .replication import Replicator
 from .rts import RtsFile
 from .ulog import DEFAULT_LIMIT, UpdateLog
@@ -39,6 +41,7 @@ log = logging.getLogger("doqu_tyrant.server")
 DEFAULT_PORT = 1978
 DEFAULT_THREADS = 8
 DEFAULT_FRAME_TIMEOUT = 30.0
+DEFAULT_COMMIT_INTERVAL = 1.0
 SHUTDOWN_GRACE = 5.0
 # While a connection waits for memory, the budget is recounted this often.
 MEMORY_RECHECK = 0.05
@@ -214,6 +217,9 @@ class Server:
     ``max_connections``, ``idle_timeout``, ``max_memory`` and
     ``max_unsent`` are the :class:`~.limits.Limits`. ``host`` must name an
     address: ``"0.0.0.0"`` or ``"::"`` listen on every interface.
+    ``commit_interval``: seconds between the automatic commits of a B+ tree
+    database's writes (see :mod:`.durable`), the most a kill -9 can cost
+    between SYNCs there.
 
     Replication (see :mod:`.replication`): ``master=(host, port)`` follows
     that master from start-up; ``rts_path`` is the replication timestamp
@@ -249,6 +255,7 @@ class Server:
         max_memory: int = DEFAULT_MAX_MEMORY,
         max_unsent: int = DEFAULT_MAX_UNSENT,
         guarded: bool = True,
+        commit_interval: float = DEFAULT_COMMIT_INTERVAL,
     ) -> None:
         # Everything is checked here, before a file or a socket is touched.
         if host == "":
@@ -269,6 +276,8 @@ class Server:
         backlog = check_count(backlog, "backlog")
         frame_timeout = check_seconds(frame_timeout, "frame_timeout", allow_none=False,
                                       allow_zero=True) or 0.0
+        commit_interval = check_seconds(commit_interval, "commit_interval",
+                                        allow_none=False) or DEFAULT_COMMIT_INTERVAL
         if dump_dir is not None and not os.path.isdir(dump_dir):
             missing = "does not exist" if not os.path.exists(dump_dir) else "is not a directory"
             raise ValueError(f"dump_dir {os.fspath(dump_dir)!r} {missing}")
@@ -293,6 +302,7 @@ class Server:
         self.rts_path = _rts_path(self.path, rts_path, self.allow_setmst)
         if master is not None and sid < 1:
             raise ValueError("a replica needs a server id: give --sid (1-65535)")
+        self.commit_interval = commit_interval
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -323,7 +333,7 @@ class Server:
         # use must not leave a new, empty database file behind.
         listening = self._bind()
         try:
-            db = open_database(self.database)
+            db = open_database(self.database)  # recovers from an unclean shutdown first
         except BaseException:
             listening.close()
             raise
@@ -336,6 +346,7 @@ class Server:
         acceptor: Acceptor | None = None
         replicator: Replicator | None = None
         engine: Engine | None = None
+        committer: CommitTimer | None = None
         wrote_pid = False
         try:
             if self.ulog_dir is not None:
@@ -354,6 +365,9 @@ class Server:
             commands.allow_setmst = self.allow_setmst
             if ulog is not None:
                 ulog.listener = engine.notify_repl
+            if db.transactional:
+                committer = CommitTimer(loop, executor, commands.gate, db.commit,
+                                        self.commit_interval).start()
             bound = engine  # for the closure
             listening.listen(self.backlog)
             acceptor = Acceptor(loop, listening, lambda: Connection(bound),
@@ -379,6 +393,8 @@ class Server:
         finally:
             if sock is not None:
                 sock.close()
+            if committer is not None:
+                committer.stop()
             if acceptor is not None:
                 acceptor.close()
             if replicator is not None:

@@ -3,7 +3,10 @@
 Requests are handled in arrival order. Most commands run inline on the
 event loop; the rare long ones (SYNC, OPTIMIZE, VANISH, COPY, RESTORE,
 setindex …) run in the worker pool while the connection stops reading, so
-its replies stay in order and the loop stays free for the others. Replies
+its replies stay in order and the loop stays free for the others. While one
+runs, the :class:`~.gate.Gate` holds every connection's next database
+request (only writes during a hash or table COPY) until it has finished, so
+that the loop never waits for the database lock. Replies
 to everything decoded from one chunk of input are written with a single
 ``transport.write``. A client's pipeline of simple requests of one command
 (PUT, GET, …) is decoded as one ``Run`` and answered by one run handler.
@@ -43,6 +46,7 @@ from doqu_tyrant.tyrant.protocol import (
 )
 
 from .commands import VERSION
+from .gate import OPEN
 from .limits import MAX_SLICE, SMALL, bounded_getlist
 from .ulog import LogReader
 
@@ -61,6 +65,7 @@ FRAME_SLACK = 1 << 16
 
 _GET = p.GET
 _MISC = p.MISC
+_A_GET = Request(p.GET, (b"",))  # what the gate is asked about GETs still to answer
 _monotonic = time.monotonic
 
 
@@ -87,6 +92,8 @@ class Connection(asyncio.Protocol):
         self.budget = engine.budget
         self.guarded = engine.limits.guarded
         self.max_unsent = engine.limits.max_unsent if self.guarded else 1 << 62
+        self.gate = engine.commands.gate
+        self._parked: Request | Run | None = None  # a request held back by the gate
         self.decoder = RequestDecoder(engine.max_length)
         self.max_buffer = engine.max_length + FRAME_SLACK
         self.transport: asyncio.Transport | None = None
@@ -220,20 +227,32 @@ class Connection(asyncio.Protocol):
         runs = self.runs
         counts = self.counts
         limit = self.max_unsent
+        gate = self.gate
         out: list[bytes] = []
         append = out.append
         size = 0
         handled = 0
+        parked, self._parked = self._parked, None
         try:
             if self._rest is not None:
+                if gate.mode and not gate.admits(_A_GET):
+                    self._park(parked, out)
+                    return
                 items, start = self._rest
                 self._rest = None
                 size = self._gets(items, start, out, 0)
             while size >= 0:
-                event = next_event()
-                if event is None:
-                    break
+                if parked is None:
+                    event = next_event()
+                    if event is None:
+                        break
+                else:
+                    event, parked = parked, None
                 handled += 1
+                if gate.mode and event.__class__ is not TextLine and (
+                        event.__class__ is not Rejected and not gate.admits(event)):  # type: ignore[arg-type]
+                    self._park(event, out)  # type: ignore[arg-type]
+                    return
                 if event.__class__ is Request:
                     cmd = event[0]
                     counts[cmd] += 1
@@ -420,11 +439,33 @@ class Connection(asyncio.Protocol):
         self._cancel_timer()
         self.busy = True
         self._update_reading()
-        future = self.engine.loop.run_in_executor(
-            self.engine.executor, commands.execute, request
-        )
-        future.add_done_callback(self._slow_done)
+        mode = commands.gate_mode(request)
+        if mode == OPEN:
+            future = self.engine.loop.run_in_executor(
+                self.engine.executor, commands.execute, request
+            )
+            future.add_done_callback(self._slow_done)
+        else:
+            self.gate.run(self.engine.loop, self.engine.executor,
+                          lambda: commands.execute(request), mode,
+                          self._slow_done)  # type: ignore[arg-type]
         return True
+
+    def _park(self, event: Request | Run | None, out: list[bytes]) -> None:
+        """Hold ``event`` back until the gate opens (replies so far are sent)."""
+        self._write(out)
+        self._parked = event
+        self._cancel_timer()
+        self.busy = True
+        self._update_reading()
+        self.gate.wait(self._unpark)
+
+    def _unpark(self) -> None:
+        self.busy = False
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            return
+        self._resume()
 
     def _slow_done(self, future: asyncio.Future[bytes]) -> None:
         self.busy = False

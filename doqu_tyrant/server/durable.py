@@ -35,9 +35,11 @@ import os
 import re
 import time
 from collections.abc import Sequence
+from typing import cast
 from urllib.parse import quote_from_bytes
 
 from . import cabinet as c
+from . import paths
 from .cabinet import ADBOBDB, ADBOFDB, ADBOHDB, ADBOTDB, Cabinet
 
 __all__ = ["DurableCabinet", "copy_problem", "open_database", "optimize_problem"]
@@ -55,9 +57,10 @@ _INDEX_TYPES = {"lex": b"0", "dec": b"1", "tok": b"2", "qgr": b"3"}
 _WHOLE_DB_MISC = frozenset({b"sync", b"optimize", b"vanish", b"cacheclear"})
 
 
-def open_database(name: str | bytes | os.PathLike[str]) -> DurableCabinet:
-    """Open ``name`` for the server, recovering from an unclean shutdown first."""
-    return DurableCabinet(name)
+def open_database(db: paths.DatabasePath) -> DurableCabinet:
+    """Open a checked database name for the server (:func:`.paths.open_database`),
+    recovering from an unclean shutdown first."""
+    return cast(DurableCabinet, paths.open_database(db, DurableCabinet))
 
 
 class DurableCabinet(Cabinet):

@@ -182,15 +182,16 @@ def _location_problem(db: DatabasePath) -> str | None:
     return None
 
 
-def open_database(db: DatabasePath) -> Cabinet:
+def open_database(db: DatabasePath, factory: type[Cabinet] = Cabinet) -> Cabinet:
     """Open a checked name without waiting for locks; ``OSError`` says why it failed
-    (:class:`DatabaseInUse` when another process holds the file)."""
+    (:class:`DatabaseInUse` when another process holds the file). ``factory``:
+    the class to open it with (the server's is :class:`~.durable.DurableCabinet`)."""
     problem = _location_problem(db)
     if problem is not None:
         raise OSError(f"cannot open the database {db.path!r}: {problem}")
     real = None if db.in_memory else os.path.realpath(db.path)
     try:
-        cabinet = Cabinet(db.no_wait_name())
+        cabinet = factory(db.no_wait_name())
     except OSError as exc:
         code = exc.errno
         here = _open_here.get(real) if real is not None else None
