@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from doqu_tyrant.tyrant import Tyrant
 from doqu_tyrant.tyrant import protocol as p
+from doqu_tyrant.tyrant.errors import TyrantCommandError
 from tests.server.wire import Wire
 from tests.servers import ServerProcess
 
@@ -216,3 +218,15 @@ def test_adddouble_nan_fails_without_writing(server_factory: ServerFactory, kind
         assert wire.get(b"inf") == before
         assert adddouble(wire, b"inf", 1.0).value == float("inf")
         assert adddouble(wire, b"d", 1.5).value == 1.5 and wire.rnum() == 2
+
+
+def test_client_adddouble_nan_message(server_factory: ServerFactory) -> None:
+    server = server_factory("hash")
+    with Tyrant(server.host, server.port) as t:
+        with pytest.raises(TyrantCommandError, match="NaN") as info:
+            t.adddouble("nan", float("nan"))
+        assert "int32" not in str(info.value)
+        assert t.rnum() == 0
+        assert t.addint("n", 2**31 - 1) == 2**31 - 1
+        with pytest.raises(TyrantCommandError, match="INT32_MIN"):
+            t.addint("n", 1)
