@@ -22,6 +22,12 @@ throughput over loopback on a shared machine. Each figure is measured with
 the memory safeguards (the budget, backpressure, bounded MGET/getlist) on
 and off, alternately, with their ratio; ``--safeguards`` does the same for
 the throughput figures over sockets.
+
+    python benchmarks/server.py --durability         # what its durability safeguards cost
+
+``--durability`` runs :mod:`benchmarks.durability`: B+ tree writes with the
+standing transaction and its commits against plain writes, the fatal-state
+check on failing calls, the start-up index rebuild of a 300,000-record table.
 """
 
 from __future__ import annotations
@@ -395,6 +401,9 @@ def main() -> int:
     parser.add_argument("--safeguards", action="store_true",
                         help="the bundled server with its memory safeguards and with them off "
                         "(--unguarded), alternately, and the ratios")
+    parser.add_argument("--durability", action="store_true",
+                        help="only the cost of the durability safeguards "
+                        "(benchmarks/durability.py)")
     args = parser.parse_args()
     if args.cpu:
         cpu_figures(args.repeats)
@@ -402,6 +411,11 @@ def main() -> int:
     if args.safeguards:
         compare_safeguards(args)
         return 0
+    if args.durability:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import durability
+
+        return durability.main([])
     if args.url:
         rest = args.url.split("://", 1)[-1]
         host, _, port = rest.rpartition(":")

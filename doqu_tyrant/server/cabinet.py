@@ -171,10 +171,6 @@ _tclistval = _declare("tclistval")
 _tclistpush = _declare("tclistpush")
 _tclistdump = _declare("tclistdump")
 _tclistload = _declare("tclistload")
-_tchdbflags = _declare("tchdbflags")
-_tcbdbflags = _declare("tcbdbflags")
-_tcfdbflags = _declare("tcfdbflags")
-_tctdbflags = _declare("tctdbflags")
 # misc "genuid" of a table without building argument and result lists (Cabinet.genuid).
 _tctdbgenuid = _lib.tctdbgenuid
 _tctdbgenuid.restype = ctypes.c_int64

@@ -30,12 +30,13 @@ mapping before it is acknowledged, and a kill -9 leaves the file consistent.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import re
 import time
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 from urllib.parse import quote_from_bytes
 
 from . import cabinet as c
@@ -50,8 +51,11 @@ _MAGIC = b"ToKyO CaBiNeT"
 _FLAGS_OFFSET = 33  # the header byte of additional flags, in every file kind
 _FLAG_OPEN = 1  # set while a writer has the file open: still set after a crash
 _FLAG_FATAL = 2
-_FLAGS = {ADBOHDB: c._tchdbflags, ADBOBDB: c._tcbdbflags, ADBOFDB: c._tcfdbflags,
-          ADBOTDB: c._tctdbflags}  # fmt: skip
+# the engines' flag getters, without argtypes (called with a c_void_p only: see
+# cabinet._undeclared); checked after every failed call, so kept cheap
+_FLAGS = {omode: c._undeclared(name) for omode, name in (
+    (ADBOHDB, "tchdbflags"), (ADBOBDB, "tcbdbflags"), (ADBOFDB, "tcfdbflags"),
+    (ADBOTDB, "tctdbflags"))}  # fmt: skip
 _INDEX_TYPES = {"lex": b"0", "dec": b"1", "tok": b"2", "qgr": b"3"}
 # misc functions that rewrite the whole database: commit points of a B+ tree
 _WHOLE_DB_MISC = frozenset({b"sync", b"optimize", b"vanish", b"cacheclear"})
@@ -71,13 +75,14 @@ class DurableCabinet(Cabinet):
     available on a B+ tree opened this way: the transaction is this class's.
     """
 
-    __slots__ = ("_tran", "_copying", "_recover_later", "_files_base", "recoveries",
+    __slots__ = ("_tran", "_copying", "_recover_later", "_files_base", "_probe", "recoveries",
                  "rebuild_seconds")  # fmt: skip
 
     def __init__(self, name: str | bytes | os.PathLike[str]) -> None:
         self._tran = False
         self._copying = 0
         self._recover_later = False
+        self._probe: tuple[Any, ctypes.c_void_p] | None = None
         self.recoveries = 0
         """How often the database was reopened after a fatal error."""
         self.rebuild_seconds: float | None = None
@@ -101,6 +106,7 @@ class DurableCabinet(Cabinet):
                 log.warning("%s was marked fatal by an earlier run; its indexes are rebuilt",
                             os.fsdecode(path))
         super().__init__(raw)
+        self._set_probe()
         if not writer:
             return
         self._remove_stray_files()
@@ -239,13 +245,17 @@ class DurableCabinet(Cabinet):
 
     # -- the fatal state ----------------------------------------------------------------
 
-    def _is_fatal(self) -> bool:
-        adb = self._adb
+    def _set_probe(self) -> None:
+        """Find the engine's flags function and object, for :meth:`_is_fatal`."""
         flags = _FLAGS.get(self._omode)
-        if adb is None or flags is None:
+        engine = c._tcadbreveal(self._adb) if self._adb is not None else None
+        self._probe = (flags, ctypes.c_void_p(engine)) if flags is not None and engine else None
+
+    def _is_fatal(self) -> bool:
+        probe = self._probe
+        if probe is None or self._adb is None:  # closed: the engine object is gone
             return False
-        engine = c._tcadbreveal(adb)
-        return bool(engine) and bool(flags(engine) & _FLAG_FATAL)
+        return bool(probe[0](probe[1]) & _FLAG_FATAL)
 
     def _on_failure(self) -> None:
         if self._is_fatal():
@@ -275,6 +285,7 @@ class DurableCabinet(Cabinet):
         log.error("Tokyo Cabinet reported a fatal error on %s (%s); reopening it",
                   os.fsdecode(self._name), error[0].decode("utf-8", "replace"))
         self._adb = None
+        self._probe = None
         self._tran = False
         c._tcadbclose(adb)
         c._tcadbdel(adb)
@@ -292,6 +303,7 @@ class DurableCabinet(Cabinet):
             if slot not in ("_lock", "_size", "_sizep", "_name", "__weakref__"):
                 setattr(self, slot, getattr(fresh, slot))
         fresh._adb = None
+        self._set_probe()
         self.recoveries += 1
         if rebuild and self._table and self._indexes:
             self._rebuild_indexes()
