@@ -147,3 +147,23 @@ def test_reopen_never_truncates() -> None:
     assert _without_truncation(b"a.tcb#mode=wct#bnum=9") == b"a.tcb#mode=wc#bnum=9"
     assert _without_truncation(b"a.tcb#MODE=wT") == b"a.tcb#MODE=w"
     assert _without_truncation(b"a.tcb") == b"a.tcb"
+
+
+@pytest.mark.parametrize("kind,code", [("lex", b"0"), ("tok", b"2"), ("qgr", b"3")])
+def test_rebuild_covers_every_index_type(tmp_path: Path, kind: str, code: bytes) -> None:
+    path = tmp_path / "db.tct"
+    idx = tmp_path / f"db.tct.idx.name.{kind}"
+    with DurableCabinet(path) as db:
+        assert db.misc(b"setindex", [b"name", code]) == []
+        assert all(db.putmany([(b"k%d" % i, row(i)) for i in range(50)]))
+    stale = idx.read_bytes()
+    with DurableCabinet(path) as db:
+        assert all(db.putmany([(b"k%d" % i, row(i)) for i in range(50, 300)]))
+    idx.write_bytes(stale)
+    set_flag(path, 1)
+    op = {"lex": 2, "tok": 6, "qgr": 15}[kind]  # STRBW, STROREQ, FTSPH
+    operand = {"lex": b"u", "tok": b"u299", "qgr": b"u299"}[kind]
+    with DurableCabinet(path) as db:
+        assert db.indexes == {b"name": kind}
+        found = db.misc(b"search", [b"addcond\0name\0%d\0%s" % (op, operand), b"count"])
+        assert found == [b"300" if kind == "lex" else b"1"]

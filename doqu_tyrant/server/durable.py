@@ -109,6 +109,8 @@ class DurableCabinet(Cabinet):
         self._set_probe()
         if not writer:
             return
+        if unclean:
+            log.warning("%s was not closed cleanly; recovering", os.fsdecode(path))
         self._remove_stray_files()
         if self._table and (unclean or fatal) and self._indexes:
             self._rebuild_indexes()
@@ -218,13 +220,13 @@ class DurableCabinet(Cabinet):
                 if problem is not None:
                     log.warning("misc optimize refused: %s", problem)
                     return None
-            self._suspend()
+            committed = self._suspend()
             result = super().misc(raw, args)
             self._resume()
             if result is not None and self._is_fatal():
                 self._recover(rebuild=False)
                 return None
-            return result
+            return result if committed or raw != b"sync" else None
 
     def close(self) -> bool:
         with self._lock:
@@ -350,10 +352,13 @@ class DurableCabinet(Cabinet):
                     log.warning("cannot remove %s: %s", os.fsdecode(full), exc)
 
     def _rebuild_indexes(self) -> None:
-        """Drop and rebuild every index of the table from its rows."""
+        """Rebuild every index of the table from its rows.
+
+        Setting an index of the type it already has rebuilds it in one call, so
+        a kill meanwhile leaves the index defined (and rebuilt at the next start).
+        """
         start = time.perf_counter()
         for column, kind in sorted(self._indexes.items()):
-            Cabinet.misc(self, b"setindex", [column, b"9999"])
             if Cabinet.misc(self, b"setindex", [column, _INDEX_TYPES[kind]]) is None:
                 log.error("could not rebuild the %s index of column %r", kind, column)
         self.rebuild_seconds = time.perf_counter() - start
