@@ -14,18 +14,22 @@ Tokyo Cabinet leaves three holes, closed here (see "Durability" in
   :func:`optimize_problem`) so that the usual causes never reach the library.
 * **B+ trees are not crash-safe.** Writing back cached pages is not atomic, so
   a kill -9 during SYNC (or any page flush) can lose records that an earlier
-  SYNC had made durable. Here a B+ tree always has a Tokyo Cabinet transaction
-  open; its write-ahead log rolls an interrupted flush back at the next open.
-  SYNC, COPY, OPTIMIZE, VANISH and :meth:`DurableCabinet.commit` (which the
-  server calls every ``commit_interval`` seconds) are the commit points.
+  SYNC had made durable. Here a B+ tree always has a Tokyo Cabinet
+  transaction open; its write-ahead log rolls back to the last commit at the
+  next open. SYNC, COPY, OPTIMIZE, VANISH and :meth:`DurableCabinet.commit`
+  (which the server calls every ``commit_interval`` seconds) are the commit
+  points.
 * **Table indexes are B+ trees updated in memory.** After an unclean shutdown
   (the engine's "open" header flag still set) they may miss records or hold
   stale ones, and updates of such records then fail. They are rebuilt from
   the rows when the database is opened; stray temporary files of an
   interrupted OPTIMIZE are removed.
 
-Hash, fixed-length and table rows need neither: each write reaches the file
+Hash databases and table rows need neither: each write reaches the file
 mapping before it is acknowledged, and a kill -9 leaves the file consistent.
+A fixed-length database keeps its records too, but its record count and id
+range (kept in the header) are those of the last SYNC or clean close; that is
+left as it is.
 """
 
 from __future__ import annotations
@@ -57,7 +61,11 @@ _FLAGS = {omode: c._undeclared(name) for omode, name in (
     (ADBOHDB, "tchdbflags"), (ADBOBDB, "tcbdbflags"), (ADBOFDB, "tcfdbflags"),
     (ADBOTDB, "tctdbflags"))}  # fmt: skip
 _INDEX_TYPES = {"lex": b"0", "dec": b"1", "tok": b"2", "qgr": b"3"}
-# misc functions that rewrite the whole database: commit points of a B+ tree
+# kinds that keep a transaction open (see the module docstring). Not fixed-length:
+# after a kill -9 inside a transaction, Tokyo Cabinet 1.4.48 rolls the file back
+# shorter than its mapping and the next write past the end dies of SIGBUS.
+_TRANSACTIONAL = frozenset({ADBOBDB})
+# misc functions that rewrite the whole database: commit points
 _WHOLE_DB_MISC = frozenset({b"sync", b"optimize", b"vanish", b"cacheclear"})
 
 
@@ -72,7 +80,7 @@ class DurableCabinet(Cabinet):
     B+ tree, a standing transaction committed at every commit point.
 
     The library's own ``tranbegin``/``trancommit``/``tranabort`` are not
-    available on a B+ tree opened this way: the transaction is this class's.
+    available on a B+ tree: the transaction is this class's.
     """
 
     __slots__ = ("_tran", "_copying", "_recover_later", "_files_base", "_probe", "recoveries",
@@ -114,7 +122,7 @@ class DurableCabinet(Cabinet):
         self._remove_stray_files()
         if self._table and (unclean or fatal) and self._indexes:
             self._rebuild_indexes()
-        if self._omode == ADBOBDB:
+        if self._omode in _TRANSACTIONAL:
             self._tran = bool(c._tcadbtranbegin(self._handle()))
 
     # -- commit points ------------------------------------------------------------------
@@ -146,7 +154,7 @@ class DurableCabinet(Cabinet):
         return False
 
     def _resume(self) -> None:
-        if self._omode == ADBOBDB and not self._tran and self._adb is not None:
+        if self._omode in _TRANSACTIONAL and not self._tran and self._adb is not None:
             self._tran = bool(c._tcadbtranbegin(self._adb))
             if not self._tran:
                 self._on_failure()
@@ -237,13 +245,13 @@ class DurableCabinet(Cabinet):
 
     def tranbegin(self) -> bool:
         """Refused on a B+ tree: its transaction belongs to this class."""
-        return False if self._omode == ADBOBDB else super().tranbegin()
+        return False if self._omode in _TRANSACTIONAL else super().tranbegin()
 
     def trancommit(self) -> bool:
-        return False if self._omode == ADBOBDB else super().trancommit()
+        return False if self._omode in _TRANSACTIONAL else super().trancommit()
 
     def tranabort(self) -> bool:
-        return False if self._omode == ADBOBDB else super().tranabort()
+        return False if self._omode in _TRANSACTIONAL else super().tranabort()
 
     # -- the fatal state ----------------------------------------------------------------
 

@@ -63,6 +63,18 @@ def assert_indexes_match_scan(wire: Wire) -> None:
         assert indexed == scanned == wire.rnum(), column
 
 
+def iterated(wire: Wire) -> int:
+    """How many keys ITERINIT/ITERNEXT walk through."""
+    assert wire.call(p.encode_simple(p.ITERINIT)).ok
+    count = 0
+    while True:
+        replies = wire.pipeline([p.encode_simple(p.ITERNEXT)] * 1000)
+        found = sum(r.ok for r in replies)
+        count += found
+        if found < 1000:
+            return count
+
+
 def assert_present(wire: Wire, expected: dict[bytes, bytes]) -> None:
     keys = list(expected)
     replies = wire.pipeline([p.encode_key(p.GET, k) for k in keys])
@@ -108,6 +120,7 @@ def test_kill9_around_sync_and_optimize_loses_no_synced_record(
                     acknowledged = dict(durable)
                 else:  # rows reach the file mapping before the reply
                     assert_present(wire, acknowledged)
+                assert iterated(wire) == wire.rnum() >= len(durable)
                 if kind == "table":
                     assert_indexes_match_scan(wire)
             assert not [f for f in os.listdir(tmp_path) if ".tmp." in f]
