@@ -8,12 +8,8 @@ from pathlib import Path
 import pytest
 
 from doqu_tyrant.server.cabinet import Cabinet
-from doqu_tyrant.server.durable import (
-    DurableCabinet,
-    _without_truncation,
-    copy_problem,
-    optimize_problem,
-)
+from doqu_tyrant.server.durable import DurableCabinet, _without_truncation
+from doqu_tyrant.server.preflight import copy_problem, optimize_problem
 
 FLAGS = 33  # offset of the header's flag byte
 

@@ -45,8 +45,8 @@ from doqu_tyrant.tyrant.regex import REGEX_FUNCTIONS, RefusedRegex, check_misc
 
 from . import ulog as ulogmod
 from .cabinet import ADBOHDB, ADBOTDB, INT_MIN, Cabinet
-from .durable import copy_problem
 from .gate import OPEN, READS, SHUT, Gate
+from .preflight import copy_problem
 from .undo import restore, undo_for
 
 log = logging.getLogger("doqu_tyrant.server")

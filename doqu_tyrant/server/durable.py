@@ -1,8 +1,8 @@
 """What the server keeps: a :class:`~.cabinet.Cabinet` that never acknowledges
 a write it will not keep, and recovers after a crash.
 
-Tokyo Cabinet leaves three holes, closed here (see "Durability" in
-``docs/server.rst``):
+Tokyo Cabinet leaves three holes, closed here (see "Durability and recovery"
+in ``docs/server.rst``):
 
 * **The fatal state.** After some failures (a COPY onto a directory or an
   over-long name, an OPTIMIZE that cannot create its temporary file, an I/O
@@ -10,8 +10,8 @@ Tokyo Cabinet leaves three holes, closed here (see "Durability" in
   stops writing parts of it -- a B+ tree's pages, a table's indexes -- while
   still acknowledging every write. :class:`DurableCabinet` looks at the flag
   after each failed call and at every commit point, and reopens the database
-  at once; COPY and OPTIMIZE targets are checked first (:func:`copy_problem`,
-  :func:`optimize_problem`) so that the usual causes never reach the library.
+  at once; COPY and OPTIMIZE targets are checked first (:mod:`.preflight`)
+  so that the usual causes never reach the library.
 * **B+ trees are not crash-safe.** Writing back cached pages is not atomic, so
   a kill -9 during SYNC (or any page flush) can lose records that an earlier
   SYNC had made durable. Here a B+ tree always has a Tokyo Cabinet
@@ -41,13 +41,13 @@ import re
 import time
 from collections.abc import Sequence
 from typing import Any, cast
-from urllib.parse import quote_from_bytes
 
 from . import cabinet as c
 from . import paths
 from .cabinet import ADBOBDB, ADBOFDB, ADBOHDB, ADBOTDB, Cabinet
+from .preflight import optimize_problem
 
-__all__ = ["DurableCabinet", "copy_problem", "open_database", "optimize_problem"]
+__all__ = ["DurableCabinet", "open_database"]
 
 log = logging.getLogger("doqu_tyrant.server")
 
@@ -372,89 +372,6 @@ class DurableCabinet(Cabinet):
         self.rebuild_seconds = time.perf_counter() - start
         log.warning("rebuilt the indexes of %s after an unclean shutdown in %.2f s",
                     os.fsdecode(self._name), self.rebuild_seconds)
-
-
-# -- checks before a library call ----------------------------------------------------------
-
-
-def copy_problem(db: Cabinet, target: str) -> str | None:
-    """Why copying ``db`` to the file ``target`` would fail (None: it should work).
-
-    Tokyo Cabinet enters its fatal state when a copy cannot be written, so
-    whatever can be checked is checked first: the directory exists and is
-    writable, the target and (tables) its index files have names the file
-    system accepts, the target is not a directory or a special file, and
-    there is room for a copy.
-    """
-    directory = os.path.dirname(target) or "."
-    if not os.path.isdir(directory):
-        return f"{directory!r} is not a directory"
-    if not os.access(directory, os.W_OK | os.X_OK):
-        return f"{directory!r} is not writable"
-    names = [target] + [target + f".idx.{_quoted(col)}.{kind}"
-                        for col, kind in db.indexes.items()]
-    try:
-        name_max = os.pathconf(directory, "PC_NAME_MAX")
-        path_max = os.pathconf(directory, "PC_PATH_MAX")
-    except (OSError, ValueError):
-        name_max, path_max = 255, 4096
-    for name in names:
-        if len(os.fsencode(os.path.basename(name))) > name_max:
-            return f"the file name {os.path.basename(name)!r} is too long"
-        if len(os.fsencode(os.path.abspath(name))) >= path_max:
-            return f"the path {name!r} is too long"
-        if os.path.lexists(name):
-            if os.path.isdir(name):
-                return f"{name!r} is a directory"
-            if not os.path.isfile(name):
-                return f"{name!r} is not a regular file"
-            if not os.access(name, os.W_OK):
-                return f"{name!r} is not writable"
-    return _room_problem(db, directory, "a copy")
-
-
-def optimize_problem(db: Cabinet) -> str | None:
-    """Why rebuilding ``db`` would fail: its directory not writable, or no room
-    for the temporary copy Tokyo Cabinet writes next to it."""
-    path = os.fsdecode(db.path)
-    if path in ("*", "+", ""):
-        return None
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.access(directory, os.W_OK | os.X_OK):
-        return f"{directory!r} is not writable"
-    return _room_problem(db, directory, "the rebuilt file")
-
-
-def _room_problem(db: Cabinet, directory: str, what: str) -> str | None:
-    try:
-        st = os.statvfs(directory)
-    except OSError:
-        return None
-    free = st.f_bavail * st.f_frsize
-    needed = _files_size(db)
-    if needed > free:
-        return f"{directory!r} has {free} bytes free, {what} needs about {needed}"
-    return None
-
-
-def _files_size(db: Cabinet) -> int:
-    """Bytes of the database's files (tables: with their indexes)."""
-    if isinstance(db, DurableCabinet):
-        files = db._files()
-    else:
-        files = [db.path]
-    total = 0
-    for fname in files:
-        try:
-            total += os.path.getsize(fname)
-        except OSError:
-            pass
-    return total
-
-
-def _quoted(column: bytes) -> str:
-    """A column name as Tokyo Cabinet writes it into an index file name."""
-    return quote_from_bytes(column, safe="")
 
 
 # -- file headers ------------------------------------------------------------------------
