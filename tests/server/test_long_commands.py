@@ -91,18 +91,29 @@ def test_version_is_answered_during_a_long_table_command(
         "setindex": p.encode_misc(b"setindex", [b"age", b"1"]),
         "misc-optimize": p.encode_misc(b"optimize", []),
     }[command]
-    with Wire(server.address) as slow, Wire(server.address) as reader, \
-            Wire(server.address) as texter:
+    with Wire(server.address) as slow, Wire(server.address) as texter:
         slow.send(frame)
-        time.sleep(0.05)  # the command is running in the worker pool now
-        reader.send(p.encode_key(p.GET, b"r000001"))  # waits for the command...
-        time.sleep(0.05)
-        texter.send(VERSION)
-        assert texter.recv_exact(16, timeout=5) == b"VERSION 1.1.41\r\n"
-        # ...without holding up the event loop: the text reply came first
-        assert not answered_within(reader, 0.0)
-        assert slow.recv_exact(1, timeout=30) == b"\x00"
-        assert reader.recv_exact(1, timeout=10) == b"\x00"
+        reader = held_read(server)  # a GET that waits for the command...
+        try:
+            texter.send(VERSION)
+            assert texter.recv_exact(16, timeout=5) == b"VERSION 1.1.41\r\n"
+            # ...without holding up the event loop: the text reply came first
+            assert not answered_within(reader, 0.0)
+            assert slow.recv_exact(1, timeout=30) == b"\x00"
+            assert reader.recv_exact(1, timeout=10) == b"\x00"
+        finally:
+            reader.close()
+
+
+def held_read(server: ServerProcess) -> Wire:
+    """A connection whose GET is not answered yet: the long command is running."""
+    for _ in range(100):
+        wire = Wire(server.address)
+        wire.send(p.encode_key(p.GET, b"r000001"))
+        if wire.silent_for(0.1):
+            return wire
+        wire.close()  # answered: the command has not started yet
+    raise AssertionError("the long command never held a request back")
 
 
 def test_btree_writes_are_committed_without_sync(tmp_path: Path) -> None:
