@@ -163,3 +163,14 @@ def test_rebuild_covers_every_index_type(tmp_path: Path, kind: str, code: bytes)
         assert db.indexes == {b"name": kind}
         found = db.misc(b"search", [b"addcond\0name\0%d\0%s" % (op, operand), b"count"])
         assert found == [b"300" if kind == "lex" else b"1"]
+
+
+def test_fatal_flag_left_by_a_crashed_writer_is_cleared(tmp_path: Path) -> None:
+    path = tmp_path / "db.tct"
+    with Cabinet(os.fsencode(path) + b"#idx=age:dec") as raw:
+        raw.putmany([(b"k%d" % i, row(i)) for i in range(10)])
+    set_flag(path, 1 | 2)  # open and fatal: a writer died after a fatal error
+    with DurableCabinet(path) as db:
+        assert not db._is_fatal() and db.rebuild_seconds is not None
+        assert db.put(b"k10", row(10)) and age_count(db) == 11
+    assert path.read_bytes()[FLAGS] & 3 == 0

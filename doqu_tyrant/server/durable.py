@@ -101,15 +101,13 @@ class DurableCabinet(Cabinet):
         writer = _is_writer(params)
         unclean = fatal = False
         if writer and self._files_base and os.path.exists(path):
-            for fname in self._files():
-                flags = _read_flags(fname)
-                if flags is None:
-                    continue
-                if fname == self._files_base:
-                    unclean = bool(flags & _FLAG_OPEN)
-                fatal = fatal or bool(flags & _FLAG_FATAL)
-                if flags & _FLAG_FATAL:
-                    _write_flags(fname, flags & ~_FLAG_FATAL)
+            headers = [(fname, _read_flags(fname)) for fname in self._files()]
+            unclean = bool((headers[0][1] or 0) & _FLAG_OPEN)
+            fatal = any(flags is not None and flags & _FLAG_FATAL for _, flags in headers)
+            if fatal and not unclean:  # no writer has the file: the flag can go now
+                for fname, flags in headers:
+                    if flags is not None and flags & _FLAG_FATAL:
+                        _write_flags(fname, flags & ~_FLAG_FATAL)
             if fatal:
                 log.warning("%s was marked fatal by an earlier run; its indexes are rebuilt",
                             os.fsdecode(path))
@@ -117,6 +115,8 @@ class DurableCabinet(Cabinet):
         self._set_probe()
         if not writer:
             return
+        if self._is_fatal():  # left set by a writer that died: reopen, which clears it
+            self._recover(rebuild=False)
         if unclean:
             log.warning("%s was not closed cleanly; recovering", os.fsdecode(path))
         self._remove_stray_files()
