@@ -27,9 +27,10 @@ in ``docs/server.rst``):
 
 Hash databases and table rows need neither: each write reaches the file
 mapping before it is acknowledged, and a kill -9 leaves the file consistent.
-A fixed-length database keeps its records too, but its record count and id
-range (kept in the header) are those of the last SYNC or clean close; that is
-left as it is.
+A fixed-length database keeps its records too, but its header's record count
+and ID range are those of the last SYNC or clean close: after an unclean
+shutdown they are recounted from the records before the file is opened
+(:mod:`.fixedlen`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from . import cabinet as c
-from . import paths
+from . import fixedlen, paths
 from .cabinet import ADBOBDB, ADBOFDB, ADBOHDB, ADBOTDB, Cabinet
 from .preflight import optimize_problem
 
@@ -111,6 +112,8 @@ class DurableCabinet(Cabinet):
             if fatal:
                 log.warning("%s was marked fatal by an earlier run; its indexes are rebuilt",
                             os.fsdecode(path))
+            if unclean and _file_type(path) == fixedlen.FIXED_TYPE:
+                fixedlen.recount(path)
         super().__init__(raw)
         self._set_probe()
         if not writer:
@@ -375,6 +378,16 @@ class DurableCabinet(Cabinet):
 
 
 # -- file headers ------------------------------------------------------------------------
+
+
+def _file_type(path: bytes) -> int | None:
+    """The database type byte of a Tokyo Cabinet file's header."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(33)
+    except OSError:
+        return None
+    return head[32] if len(head) > 32 and head.startswith(_MAGIC) else None
 
 
 def _read_flags(path: bytes) -> int | None:
