@@ -138,7 +138,9 @@ class Commands:
         #: SETMST makes this server connect wherever a client says and apply
         #: what it is sent there: refused unless the operator allowed it.
         self.allow_setmst = False
-        self._wlock = threading.Lock()
+        # re-entrant: a B+ tree's commit points take it too (see :mod:`.checkpoint`),
+        # and SYNC, OPTIMIZE, VANISH are commit points reached while it is held
+        self._wlock = threading.RLock()
         self.gate = Gate()
         """Holds database requests back while a long command runs (:mod:`.gate`)."""
         db_path = os.fsdecode(db.path)
@@ -368,9 +370,23 @@ class Commands:
         log.warning("update log: completed the write (command 0x%02x) the server was making "
                     "when it stopped", decoded[0][0])
 
+    def reapply(self, r: Request) -> bool:
+        """Apply a request of this server's own update log again, without
+        logging it (the start-up replay of :mod:`.checkpoint`)."""
+        core = self._core.get(r[0])
+        if core is None or r[0] not in ulogmod.LOGGABLE:
+            return False
+        with self._wlock:
+            try:
+                return core(r)[0] == 0
+            except Exception:
+                log.exception("replaying command 0x%02x failed", r[0])
+                return False
+
     @property
-    def write_lock(self) -> threading.Lock:
-        """Held while a logged write and its update-log entry are made."""
+    def write_lock(self) -> threading.RLock:
+        """Held while a logged write and its update-log entry are made, while a
+        replicated entry and its bookkeeping are, and by a B+ tree's commits."""
         return self._wlock
 
     # -- entry points -----------------------------------------------------------------

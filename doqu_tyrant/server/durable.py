@@ -31,16 +31,24 @@ A fixed-length database keeps its records too, but its header's record count
 and ID range are those of the last SYNC or clean close: after an unclean
 shutdown they are recounted from the records before the file is opened
 (:mod:`.fixedlen`).
+
+A B+ tree's commits can also record where the server stood
+(:meth:`DurableCabinet.stamp_commits`): up to 64 bytes written into the
+header's user region (the half of Tokyo Cabinet's *opaque* field the library
+leaves to its users) just before each commit, so that they are committed, or
+rolled back, with the data they describe (see :mod:`.checkpoint`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, cast
 
 from . import cabinet as c
@@ -68,6 +76,13 @@ _INDEX_TYPES = {"lex": b"0", "dec": b"1", "tok": b"2", "qgr": b"3"}
 _TRANSACTIONAL = frozenset({ADBOBDB})
 # misc functions that rewrite the whole database: commit points
 _WHOLE_DB_MISC = frozenset({b"sync", b"optimize", b"vanish", b"cacheclear"})
+# the B+ tree header's user region (the library uses the first half of its opaque field)
+_tcbdbopaque = c._lib["tcbdbopaque"]
+_tcbdbopaque.restype = ctypes.c_void_p
+_tcbdbopaque.argtypes = [ctypes.c_void_p]
+STAMP_SIZE = 64
+_NO_STAMP: Callable[[], bytes] = bytes
+_UNLOCKED: AbstractContextManager[object] = contextlib.nullcontext()
 
 
 def open_database(db: paths.DatabasePath) -> DurableCabinet:
@@ -85,17 +100,23 @@ class DurableCabinet(Cabinet):
     """
 
     __slots__ = ("_tran", "_copying", "_recover_later", "_files_base", "_probe", "recoveries",
-                 "rebuild_seconds")  # fmt: skip
+                 "rebuild_seconds", "unclean", "committed_stamp", "_stamp", "_outer")  # fmt: skip
 
     def __init__(self, name: str | bytes | os.PathLike[str]) -> None:
         self._tran = False
         self._copying = 0
         self._recover_later = False
         self._probe: tuple[Any, ctypes.c_void_p] | None = None
+        self._stamp = _NO_STAMP
+        self._outer = _UNLOCKED
         self.recoveries = 0
         """How often the database was reopened after a fatal error."""
         self.rebuild_seconds: float | None = None
         """Time the start-up index rebuild took (None: no rebuild was needed)."""
+        self.unclean = False
+        """Whether the last writer did not close the file (a kill, a crash)."""
+        self.committed_stamp = b""
+        """A B+ tree's stamp of its last commit as opened (see :meth:`stamp_commits`)."""
         raw = os.fsencode(name)
         path, params = c._parse_open_name(raw)
         self._files_base = b"" if path in (b"*", b"+", b"") else os.path.abspath(path)
@@ -116,6 +137,7 @@ class DurableCabinet(Cabinet):
                 fixedlen.recount(path)
         super().__init__(raw)
         self._set_probe()
+        self.unclean = unclean
         if not writer:
             return
         if self._is_fatal():  # left set by a writer that died: reopen, which clears it
@@ -126,7 +148,36 @@ class DurableCabinet(Cabinet):
         if self._table and (unclean or fatal) and self._indexes:
             self._rebuild_indexes()
         if self._omode in _TRANSACTIONAL:
+            self.committed_stamp = self._read_stamp()
             self._tran = bool(c._tcadbtranbegin(self._handle()))
+
+    # -- stamps ---------------------------------------------------------------------------
+
+    def stamp_commits(self, stamp: Callable[[], bytes],
+                      lock: AbstractContextManager[object]) -> None:
+        """Write ``stamp()`` (at most :data:`STAMP_SIZE` bytes) into the header
+        of a :attr:`transactional` database at every commit point, just
+        before the commit: it is committed, or rolled back by a kill, together
+        with the writes it describes. Every commit point takes ``lock`` first
+        (re-entrant, taken before the database's own lock), so that ``stamp``
+        sees a state no write is halfway through."""
+        self._stamp = stamp
+        self._outer = lock
+
+    def _read_stamp(self) -> bytes:
+        bdb = c._tcadbreveal(self._handle())
+        region = _tcbdbopaque(bdb) if bdb else None
+        return ctypes.string_at(region, STAMP_SIZE) if region else b""
+
+    def _write_stamp(self) -> None:
+        """Put the current stamp into the header (lock held; a no-op without one)."""
+        if self._stamp is _NO_STAMP or self._adb is None:
+            return
+        data = self._stamp()[:STAMP_SIZE]
+        bdb = c._tcadbreveal(self._adb)
+        region = _tcbdbopaque(bdb) if bdb else None
+        if region:
+            ctypes.memmove(region, data.ljust(STAMP_SIZE, b"\0"), STAMP_SIZE)
 
     # -- commit points ------------------------------------------------------------------
 
@@ -138,7 +189,7 @@ class DurableCabinet(Cabinet):
     def commit(self) -> bool:
         """Make every acknowledged write survive a kill -9 (no fsync); a no-op
         unless :attr:`transactional`."""
-        with self._lock:
+        with self._outer, self._lock:
             if not self._tran:
                 return True
             ok = self._suspend()
@@ -146,18 +197,23 @@ class DurableCabinet(Cabinet):
             return ok
 
     def _suspend(self) -> bool:
-        """Commit the standing transaction (lock held); it stays closed until
-        :meth:`_resume`."""
+        """Commit the standing transaction, stamped (lock held); it stays
+        closed until :meth:`_resume`."""
         if not self._tran or self._adb is None:
             return True
         self._tran = False
+        self._write_stamp()
         if c._tcadbtrancommit(self._adb):
             return True
         self._recover(rebuild=False)  # the commit is lost: back to the previous one
         return False
 
-    def _resume(self) -> None:
+    def _resume(self, stamp: bool = True) -> None:
+        """Open the next transaction; ``stamp``: write the stamp first (VANISH
+        clears the header's user region, outside any transaction)."""
         if self._omode in _TRANSACTIONAL and not self._tran and self._adb is not None:
+            if stamp:
+                self._write_stamp()
             self._tran = bool(c._tcadbtranbegin(self._adb))
             if not self._tran:
                 self._on_failure()
@@ -166,7 +222,7 @@ class DurableCabinet(Cabinet):
 
     def sync(self) -> bool:
         """Commit, then flush to the device (``tcadbsync``)."""
-        with self._lock:
+        with self._outer, self._lock:
             ok = self._suspend()
             ok = bool(c._tcadbsync(self._handle())) and ok
             self._resume()
@@ -178,7 +234,7 @@ class DurableCabinet(Cabinet):
     def optimize(self, params: str | bytes = b"") -> bool:
         """Rebuild the file (``tcadboptimize``) unless it would fail for want of
         room or permission, which would leave the engine fatal."""
-        with self._lock:
+        with self._outer, self._lock:
             problem = optimize_problem(self)
             if problem is not None:
                 log.warning("OPTIMIZE refused: %s", problem)
@@ -189,7 +245,7 @@ class DurableCabinet(Cabinet):
             return self._checked(ok)
 
     def vanish(self) -> bool:
-        with self._lock:
+        with self._outer, self._lock:
             ok = self._suspend()
             ok = super().vanish() and ok
             self._resume()
@@ -203,7 +259,7 @@ class DurableCabinet(Cabinet):
         """
         raw = os.fsencode(path)
         shared = self._omode in (ADBOHDB, ADBOTDB)
-        with self._lock:
+        with self._outer, self._lock:
             ok = self._suspend()
             adb = self._handle()
             if not shared:
@@ -225,7 +281,7 @@ class DurableCabinet(Cabinet):
         raw = name.encode() if isinstance(name, str) else name
         if raw not in _WHOLE_DB_MISC:
             return super().misc(raw, args)
-        with self._lock:
+        with self._outer, self._lock:
             if raw == b"optimize":
                 problem = optimize_problem(self)
                 if problem is not None:
@@ -240,7 +296,7 @@ class DurableCabinet(Cabinet):
             return result if committed or raw != b"sync" else None
 
     def close(self) -> bool:
-        with self._lock:
+        with self._outer, self._lock:
             if self._adb is None:
                 return True
             ok = self._suspend()
@@ -320,7 +376,7 @@ class DurableCabinet(Cabinet):
         self.recoveries += 1
         if rebuild and self._table and self._indexes:
             self._rebuild_indexes()
-        self._resume()
+        self._resume(stamp=False)  # rolled back to the last commit, and to its stamp
 
     # -- start-up recovery ----------------------------------------------------------------
 
