@@ -173,7 +173,11 @@ class DurableCabinet(Cabinet):
         """Put the current stamp into the header (lock held; a no-op without one)."""
         if self._stamp is _NO_STAMP or self._adb is None:
             return
-        data = self._stamp()[:STAMP_SIZE]
+        try:
+            data = self._stamp()[:STAMP_SIZE]
+        except Exception:  # an empty stamp: recovery then assumes nothing
+            log.exception("cannot stamp the commit of %s", os.fsdecode(self._name))
+            data = b""
         bdb = c._tcadbreveal(self._adb)
         region = _tcbdbopaque(bdb) if bdb else None
         if region:
