@@ -9,7 +9,10 @@
 (b) bulk ``putlist``/``getlist`` of 1,000 records per call vs single
     ``table_put``/``table_get`` calls (target >= 20x);
 (c) 100k PUTs in one pipeline vs sequential PUTs (target >= 10x);
-(d) ``AsyncTyrant``: 32 concurrent tasks vs one task (target >= 2.5x).
+(d) ``AsyncTyrant``: 32 concurrent tasks vs one task (target >= 2.5x);
+(e) the stray-byte check before each request: sequential GETs through
+    ``Tyrant`` and ``AsyncTyrant`` (one task and 32) with it and without it,
+    alternately; the ratio is its cost.
 
 The database is vanished before and after the run: do not point ``--url``
 at data you want to keep.
@@ -33,7 +36,9 @@ sys.path.insert(0, str(ROOT))
 from bundled import bundled_server  # noqa: E402
 
 from doqu_tyrant.tyrant import AsyncTyrant, Tyrant  # noqa: E402
+from doqu_tyrant.tyrant.aioconnection import AsyncConnection  # noqa: E402
 from doqu_tyrant.tyrant.client import parse_url  # noqa: E402
+from doqu_tyrant.tyrant.connection import Connection  # noqa: E402
 
 VALUE = b"col\0" + b"x" * 96  # a valid table record too, so any database type works
 
@@ -241,6 +246,57 @@ def bench_async(url: str, n: int, tasks: int) -> None:
          concurrent_ops_per_s=many, ratio=many / one, target=">= 2.5", ok=many / one >= 2.5)
 
 
+# -- (e) the cost of the stray-byte check ---------------------------------------------
+
+
+def bench_stray_check(t: Tyrant, url: str, n: int, rounds: int) -> None:
+    """Throughput and client CPU per GET, the check on and off in alternate
+    blocks (best block of each side: CPU time is the steadier figure on a
+    busy machine)."""
+    key = b"stray-check"
+    t.put(key, VALUE)
+
+    def blocking() -> None:
+        get = t.get
+        for _ in range(n):
+            get(key)
+
+    async def tasks(concurrency: int) -> None:
+        a = AsyncTyrant.from_url(url, pool_size=8)
+        await a.get(key)
+
+        async def worker(count: int) -> None:
+            get = a.get
+            for _ in range(count):
+                await get(key)
+
+        await asyncio.gather(*(worker(n // concurrency) for _ in range(concurrency)))
+        await a.aclose()
+
+    sides = (("blocking", blocking, Connection),
+             ("async-1-task", lambda: asyncio.run(tasks(1)), AsyncConnection),
+             ("async-32-tasks", lambda: asyncio.run(tasks(32)), AsyncConnection))
+    for name, func, cls in sides:
+        func()  # warm up
+        ops = {True: 0.0, False: 0.0}
+        cpu = {True: float("inf"), False: float("inf")}
+        for _ in range(rounds):
+            for check in (True, False):
+                cls.check_stray = check
+                wall, used = time.perf_counter(), time.process_time()
+                func()
+                wall, used = time.perf_counter() - wall, time.process_time() - used
+                ops[check] = max(ops[check], n / wall)
+                cpu[check] = min(cpu[check], used / n * 1e6)
+        cls.check_stray = True
+        emit(bench=f"e-stray-check-{name}-get", ops_per_block=n, blocks=rounds,
+             checked_ops_per_s=ops[True], unchecked_ops_per_s=ops[False],
+             throughput_ratio=ops[True] / ops[False],
+             checked_cpu_us_per_op=cpu[True], unchecked_cpu_us_per_op=cpu[False],
+             cpu_ratio=cpu[True] / cpu[False])
+    t.out(key)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -250,7 +306,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20, help="blocks per side in (a)")
     parser.add_argument("--pipeline", type=int, default=100000, help="PUTs in (c)")
     parser.add_argument("--async-ops", type=int, default=20000, help="GETs in (d)")
-    parser.add_argument("--only", default="abcd", help="which parts to run, e.g. 'a' or 'cd'")
+    parser.add_argument("--only", default="abcde", help="which parts to run, e.g. 'a' or 'cd'")
     parser.add_argument("--kv-db", default="bench.tch",
                         help="database of the bundled key-value server: a file name "
                         "(.tch, .tcb, ...) or '*' (on-memory hash); default %(default)s")
@@ -282,6 +338,9 @@ def run_all(kv_url: str, table_url: str, args: argparse.Namespace) -> None:
         t.vanish()
     if "d" in args.only:
         bench_async(kv_url, args.async_ops, 32)
+        t.vanish()
+    if "e" in args.only:
+        bench_stray_check(t, kv_url, args.n * 5, max(args.rounds // 4, 3))
         t.vanish()
     t.close()
     table.close()

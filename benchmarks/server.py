@@ -12,12 +12,22 @@ it first. Clients use the sans-IO codec on raw sockets, so the same script
 measures any Tyrant server, e.g. a real ttserver side by side.
 
     python benchmarks/server.py --cpu                # the bundled server's CPU time
+    python benchmarks/server.py --safeguards         # what its memory safeguards cost
 
 ``--cpu`` measures the bundled server's own CPU time per request or record,
 in this process (no sockets: a connection is fed the bytes a client would
 send and its replies are checked): pipelined PUT and GET, MGET, table
 putlist/getlist of 1,000 records, single table put/get. Far less noisy than
-throughput over loopback on a shared machine.
+throughput over loopback on a shared machine. Each figure is measured with
+the memory safeguards (the budget, backpressure, bounded MGET/getlist) on
+and off, alternately, with their ratio; ``--safeguards`` does the same for
+the throughput figures over sockets.
+
+    python benchmarks/server.py --durability         # what its durability safeguards cost
+
+``--durability`` runs :mod:`benchmarks.durability`: B+ tree writes with the
+standing transaction and its commits against plain writes, the fatal-state
+check on failing calls, the start-up index rebuild of a 300,000-record table.
 """
 
 from __future__ import annotations
@@ -141,6 +151,7 @@ def cpu_figures(repeats: int) -> None:
     from doqu_tyrant.server.cabinet import Cabinet
     from doqu_tyrant.server.commands import Commands
     from doqu_tyrant.server.connection import Connection
+    from doqu_tyrant.server.limits import Limits
 
     class Sink(asyncio.Transport):
         """Collects what the connection writes."""
@@ -164,67 +175,94 @@ def cpu_figures(repeats: int) -> None:
         def resume_reading(self) -> None:
             pass
 
+        def set_write_buffer_limits(self, high: int | None = None,
+                                    low: int | None = None) -> None:
+            pass
+
+        def get_write_buffer_size(self) -> int:
+            return 0
+
     loop = asyncio.new_event_loop()
     executor = concurrent.futures.ThreadPoolExecutor(1)
     directory = tempfile.mkdtemp()
 
-    def open_db(name: str) -> tuple[Cabinet, Connection, Sink]:
-        db = Cabinet(os.path.join(directory, name))
-        engine = Engine(loop, executor, Commands(db), p.MAX_LENGTH, 30.0)
-        conn, sink = Connection(engine), Sink()
-        conn.connection_made(sink)
-        return db, conn, sink
+    Pair = tuple[tuple[Connection, Sink], tuple[Connection, Sink]]
 
-    def figure(name: str, per: str, count: int, chunks: list[bytes], conn: Connection,
-               sink: Sink, expect: bytes | None = None) -> None:
-        feed = conn.data_received
-        sink.data.clear()
-        for chunk in chunks:  # warm up, and fill the database for reads
-            feed(chunk)
-        if expect is not None and b"".join(sink.data) != expect:
-            raise RuntimeError(f"{name}: unexpected replies")
-        runs = []
-        for _ in range(repeats):
+    def open_db(name: str) -> tuple[Cabinet, Pair]:
+        """The database, with one connection of a guarded engine (the
+        default) and one of an unguarded one (memory safeguards off)."""
+        db = Cabinet(os.path.join(directory, name))
+        commands = Commands(db)
+        sides = []
+        for guarded in (True, False):
+            engine = Engine(loop, executor, commands, p.MAX_LENGTH, 30.0,
+                            Limits(guarded=guarded))
+            conn, sink = Connection(engine), Sink()
+            conn.connection_made(sink)
+            sides.append((conn, sink))
+        return db, (sides[0], sides[1])
+
+    def figure(name: str, per: str, count: int, chunks: list[bytes], pair: Pair,
+               expect: bytes | None = None) -> None:
+        """Median CPU time per unit, guarded and unguarded alternately."""
+        runs: dict[bool, list[float]] = {True: [], False: []}
+        for conn, sink in pair:
+            feed = conn.data_received
             sink.data.clear()
-            cpu = time.process_time()
-            for chunk in chunks:
+            for chunk in chunks:  # warm up, and fill the database for reads
                 feed(chunk)
-            runs.append((time.process_time() - cpu) / count * 1e6)
-        line = {"benchmark": f"cpu_{name}", f"cpu_us_per_{per}": round(statistics.median(runs), 3),
-                f"best_cpu_us_per_{per}": round(min(runs), 3), per + "s": count,
-                "repeats": repeats}
+            if expect is not None and b"".join(sink.data) != expect:
+                raise RuntimeError(f"{name}: unexpected replies")
+        for _ in range(repeats):
+            for guarded, (conn, sink) in zip((True, False), pair):
+                feed = conn.data_received
+                sink.data.clear()
+                cpu = time.process_time()
+                for chunk in chunks:
+                    feed(chunk)
+                runs[guarded].append((time.process_time() - cpu) / count * 1e6)
+        guarded_us = statistics.median(runs[True])
+        unguarded_us = statistics.median(runs[False])
+        line = {"benchmark": f"cpu_{name}", f"cpu_us_per_{per}": round(guarded_us, 3),
+                f"best_cpu_us_per_{per}": round(min(runs[True]), 3),
+                f"unguarded_cpu_us_per_{per}": round(unguarded_us, 3),
+                "safeguard_cost_ratio": round(guarded_us / unguarded_us, 3),
+                per + "s": count, "repeats": repeats}
         print(json.dumps(line), flush=True)
 
     def in_chunks(data: bytes, size: int = 1 << 18) -> list[bytes]:
         return [data[i : i + size] for i in range(0, len(data), size)]  # as a socket reads
 
-    _, kv, kv_sink = open_db("cpu.tch")
+    _, kv = open_db("cpu.tch")
     n = 100_000
     keys = [b"pl%07d" % i for i in range(n)]
     value = b"col\0" + b"x" * 96
     puts = b"".join(p.encode_put(k, value) for k in keys)
-    figure("pipelined_put", "request", n, in_chunks(puts), kv, kv_sink, b"\0" * n)
+    figure("pipelined_put", "request", n, in_chunks(puts), kv, b"\0" * n)
     gets = b"".join(p.encode_key(p.GET, k) for k in keys)
-    figure("pipelined_get", "request", n, in_chunks(gets), kv, kv_sink,
+    figure("pipelined_get", "request", n, in_chunks(gets), kv,
            p.reply_bytes(value) * n)
+    singles = [p.encode_key(p.GET, k) for k in keys[:20_000]]
+    figure("single_get", "request", len(singles), singles, kv,
+           p.reply_bytes(value) * len(singles))
     mgets = [p.encode_mget(keys[i : i + 1000]) for i in range(0, 20_000, 1000)]
-    figure("mget_1000", "record", 20_000, mgets, kv, kv_sink)
+    figure("mget_1000", "record", 20_000, mgets, kv)
 
-    _, table, table_sink = open_db("cpu.tct")
+    _, table = open_db("cpu.tct")
     pks = [b"rec%05d" % i for i in range(1000)]
     records = [b"name\0user %d\0age\0%d\0city\0tokyo\0bio\0%s" % (i, i % 90, b"x" * 60)
                for i in range(1000)]
     args = [x for pair in zip(pks, records) for x in pair]
     putlist = p.encode_misc(b"putlist", args)
-    figure("table_putlist_1000", "record", 5000, [putlist] * 5, table, table_sink,
+    figure("table_putlist_1000", "record", 5000, [putlist] * 5, table,
            p.reply_list([]) * 5)
     getlist = p.encode_misc(b"getlist", pks, p.MISC_NOULOG)
-    figure("table_getlist_1000", "record", 5000, [getlist] * 5, table, table_sink,
+    figure("table_getlist_1000", "record", 5000, [getlist] * 5, table,
            p.reply_list(args) * 5)
     singles = [p.encode_misc(b"put", [pk, *rec.split(b"\0")]) for pk, rec in zip(pks, records)]
-    figure("table_single_put", "request", 1000, singles, table, table_sink)
+    figure("table_single_put", "request", 1000, singles, table)
     singles = [p.encode_misc(b"get", [pk], p.MISC_NOULOG) for pk in pks]
-    figure("table_single_get", "request", 1000, singles, table, table_sink)
+    figure("table_single_get", "request", 1000, singles, table)
 
 
 def emit(name: str, ops: int, seconds: float, url: str, **extra: object) -> None:
@@ -299,8 +337,9 @@ def bench(host: str, port: int, url: str, n: int, clients: int, records: int,
     conn.close()
 
 
-def start_bundled(directory: str) -> tuple[subprocess.Popen[bytes], str, int]:
-    cmd = [sys.executable, "-m", "doqu_tyrant.server", "--port", "0",
+def start_bundled(directory: str,
+                  options: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str, int]:
+    cmd = [sys.executable, "-m", "doqu_tyrant.server", "--port", "0", *options,
            os.path.join(directory, "bench.tct")]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
@@ -313,15 +352,34 @@ def start_bundled(directory: str) -> tuple[subprocess.Popen[bytes], str, int]:
     return proc, host, int(port)
 
 
-def run_bundled(args: argparse.Namespace) -> None:
+def run_bundled(args: argparse.Namespace, options: tuple[str, ...] = ()) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        proc, host, port = start_bundled(directory)
+        proc, host, port = start_bundled(directory, options)
         try:
             bench(host, port, f"bundled tyrant://{host}:{port}", args.n, args.clients,
                   args.records, args.searches)
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+def compare_safeguards(args: argparse.Namespace) -> None:
+    """Each figure with the safeguards on and off, best of ``rounds`` each."""
+    best: dict[tuple[str, str], float] = {}
+    for _round in range(args.rounds):
+        for who, options in (("guarded", ()), ("unguarded", ("--unguarded",))):
+            RESULTS.clear()
+            run_bundled(args, options)
+            for r in RESULTS:
+                key = (who, str(r["benchmark"]))
+                best[key] = max(best.get(key, 0.0), float(r["ops_per_sec"]))  # type: ignore[arg-type]
+    for (who, name), ops in best.items():
+        if who == "guarded":
+            other = best[("unguarded", name)]
+            print(json.dumps({"benchmark": name,
+                              "ratio_guarded_to_unguarded": round(ops / other, 3),
+                              "guarded_ops_per_sec": ops, "unguarded_ops_per_sec": other,
+                              "rounds": args.rounds}), flush=True)
 
 
 def main() -> int:
@@ -340,10 +398,24 @@ def main() -> int:
                         help="only the bundled server's CPU time per request/record, measured "
                         "in this process")
     parser.add_argument("--repeats", type=int, default=7, help="with --cpu: runs per figure")
+    parser.add_argument("--safeguards", action="store_true",
+                        help="the bundled server with its memory safeguards and with them off "
+                        "(--unguarded), alternately, and the ratios")
+    parser.add_argument("--durability", action="store_true",
+                        help="only the cost of the durability safeguards "
+                        "(benchmarks/durability.py)")
     args = parser.parse_args()
     if args.cpu:
         cpu_figures(args.repeats)
         return 0
+    if args.safeguards:
+        compare_safeguards(args)
+        return 0
+    if args.durability:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import durability
+
+        return durability.main([])
     if args.url:
         rest = args.url.split("://", 1)[-1]
         host, _, port = rest.rpartition(":")

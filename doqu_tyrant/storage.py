@@ -34,13 +34,22 @@ from doqu_tyrant.converters import UNSET, converter_manager
 from doqu_tyrant.lookups import lookup_manager
 from doqu_tyrant.query import QueryAdapter
 from doqu_tyrant.records import decode_pairs, key_bytes, key_text, parse_serialized
-from doqu_tyrant.tyrant.client import DEFAULT_PORT, Tyrant, parse_url
+from doqu_tyrant.tyrant.client import Tyrant
 from doqu_tyrant.tyrant.commands import serialize_record, serialize_text_record
 from doqu_tyrant.tyrant.errors import TyrantCommandError, TyrantError
 from doqu_tyrant.tyrant.failover import FailoverTyrant, is_group_url, servers_list, split_url
 from doqu_tyrant.tyrant.indexes import ORDERED, UNKNOWN, TableIndexes
 from doqu_tyrant.tyrant.kinds import describe, is_table
+from doqu_tyrant.tyrant.options import (
+    DEFAULT_PORT,
+    check_host,
+    check_port,
+    client_options,
+    parse_url,
+)
 from doqu_tyrant.tyrant.protocol import MAX_COUNT, MAX_LENGTH, MISC_NOULOG
+from doqu_tyrant.tyrant.sharding import ShardedTyrant
+from doqu_tyrant.tyrant.shards import shard_specs
 
 if TYPE_CHECKING:
     import pyrant
@@ -54,6 +63,12 @@ DEFAULT_HOST = "127.0.0.1"
 #: How many generated keys ``save`` tries before giving up (each taken one
 #: belongs to a record saved under that key by hand).
 MAX_KEY_ATTEMPTS = 1000
+#: Client settings when neither a keyword nor the URL gives them.
+CLIENT_DEFAULTS: dict[str, Any] = {
+    "timeout": 30.0, "connect_timeout": None, "pool_size": 8, "pool_timeout": 20.0,
+    "retry_reads": True, "health_check_interval": 0.05,
+}  # fmt: skip
+_DEFAULT: Any = object()  # "not given": the URL's value or the default applies
 
 
 def _name_bytes(name: Any) -> bytes:
@@ -154,13 +169,16 @@ class StorageAdapter(BaseStorageAdapter):
     Settings (keyword arguments, or the settings dict of ``doqu.get_db``):
 
     ``host`` (``"127.0.0.1"``), ``port`` (1978)
-        where the server listens; or ``url="tyrant://host:port"``.
+        where the server listens; or ``url="tyrant://host:port?timeout=5"``
+        (options as :func:`~doqu_tyrant.tyrant.options.parse_url` reads them).
     ``url="tyrant://a:1978,b:1978"`` or ``servers=["a:1978", "b:1978"]``
         a failover group (a dual master): see :doc:`/replication`.
     ``timeout`` (30 s), ``connect_timeout``
         seconds to wait for a reply / a connection (``None``: forever).
     ``pool_size`` (8), ``pool_timeout`` (20 s)
         connections shared by the threads using this adapter.
+    ``retry_reads`` (True), ``health_check_interval`` (0.05 s)
+        as for :class:`~doqu_tyrant.tyrant.Tyrant`.
     ``truncate_microseconds`` (False)
         store datetimes with microseconds by dropping them (else refused).
     ``utc_datetimes`` (False)
@@ -168,6 +186,16 @@ class StorageAdapter(BaseStorageAdapter):
     ``indexes`` (none)
         ``{"column": "lexical" | "decimal" | "token" | "qgram"}``: indexes the
         table must have; those missing are created on connect.
+    ``shards`` (none)
+        a list of shards instead of one server: URLs (``"tyrant://a:1978"``, a
+        failover group ``"tyrant://b:1978,c:1978"``) or mappings with ``url``,
+        ``name`` and ``weight``; records are spread by key over them and every
+        query is answered as one server would (:doc:`/sharding`). Not
+        together with ``host``/``port``/``url``/``servers``.
+
+    A setting given as a keyword wins over the same setting in ``url``, as in
+    ``Tyrant.from_url``. Every setting is checked here: a bad one raises
+    ``TypeError``/``ValueError`` naming it before any connection is made.
     """
 
     converter_manager = converter_manager
@@ -180,38 +208,54 @@ class StorageAdapter(BaseStorageAdapter):
         port: int | None = None,
         *,
         url: str | None = None,
-        timeout: float | None = 30.0,
-        connect_timeout: float | None = None,
-        pool_size: int = 8,
-        pool_timeout: float | None = 20.0,
+        timeout: float | None = _DEFAULT,
+        connect_timeout: float | None = _DEFAULT,
+        pool_size: int = _DEFAULT,
+        pool_timeout: float | None = _DEFAULT,
+        retry_reads: bool = _DEFAULT,
+        health_check_interval: float = _DEFAULT,
         truncate_microseconds: bool = False,
         utc_datetimes: bool = False,
         servers: Any = None,
         indexes: Mapping[str, str] | None = None,
+        shards: Iterable[Any] | None = None,
     ) -> None:
-        options: dict[str, Any] = {}
+        # One precedence rule, as in Tyrant.from_url: a keyword given here wins
+        # over the same setting in the URL, which wins over the default.
+        given = {
+            "timeout": timeout, "connect_timeout": connect_timeout, "pool_size": pool_size,
+            "pool_timeout": pool_timeout, "retry_reads": retry_reads,
+            "health_check_interval": health_check_interval,
+        }  # fmt: skip
+        options = dict(CLIENT_DEFAULTS)
+        self.shards = _shard_list(shards, host, port, url, servers)
         self.servers, self.failover_options = _group(url, servers)
         if self.servers is not None:
             if host is not None or port is not None:
                 raise ImproperlyConfigured("give either host and port or a group of servers")
             host, port = self.servers[0]
             if url is not None and is_group_url(url):
-                options = split_url(url)[1]
+                options.update(split_url(url)[1])
         elif url is not None:
-            url_host, url_port, options = parse_url(url)
+            url_host, url_port, url_options = parse_url(url)
+            options.update(url_options)
             host = url_host if host is None else host
             port = url_port if port is None else port
-        self.host: str = DEFAULT_HOST if host is None else str(host)
-        self.port: int = DEFAULT_PORT if port is None else int(port)
-        self.timeout = options.get("timeout", timeout)
-        self.connect_timeout = options.get("connect_timeout", connect_timeout)
-        self.pool_size = options.get("pool_size", pool_size)
-        self.pool_timeout = options.get("pool_timeout", pool_timeout)
+        options.update(client_options(**{k: v for k, v in given.items() if v is not _DEFAULT}))
+        self.host: str = check_host(DEFAULT_HOST if host is None else host)
+        self.port: int = check_port(DEFAULT_PORT if port is None else port)
+        self.timeout: float | None = options["timeout"]
+        self.connect_timeout: float | None = options["connect_timeout"]
+        self.pool_size: int = options["pool_size"]
+        self.pool_timeout: float | None = options["pool_timeout"]
+        self.retry_reads: bool = options["retry_reads"]
+        self.health_check_interval: float = options["health_check_interval"]
         self.truncate_microseconds = bool(truncate_microseconds)
         self.utc_datetimes = bool(utc_datetimes)
         self.indexes = _index_settings(indexes)
-        self._client: Tyrant | None = None
-        settings: dict[str, Any] = {"host": self.host, "port": self.port}
+        self._client: Tyrant | ShardedTyrant | None = None
+        settings: dict[str, Any] = (
+            {"shards": self.shards} if self.shards else {"host": self.host, "port": self.port})
         if truncate_microseconds:
             settings["truncate_microseconds"] = True
         if utc_datetimes:
@@ -221,33 +265,45 @@ class StorageAdapter(BaseStorageAdapter):
     # -- connection ---------------------------------------------------------------------
 
     def _connect(self) -> None:
-        client: Tyrant
-        if self.servers is not None:
+        client: Tyrant | ShardedTyrant
+        if self.shards:
+            client = ShardedTyrant(
+                self.shards, timeout=self.timeout, connect_timeout=self.connect_timeout,
+                pool_size=self.pool_size, pool_timeout=self.pool_timeout,
+                retry_reads=self.retry_reads, health_check_interval=self.health_check_interval,
+            )
+        elif self.servers is not None:
             # unique_ids: generated keys stay unique across a failover
             client = FailoverTyrant(
                 servers=self.servers, timeout=self.timeout,
                 connect_timeout=self.connect_timeout, pool_size=self.pool_size,
-                pool_timeout=self.pool_timeout, **{"unique_ids": True, **self.failover_options},
+                pool_timeout=self.pool_timeout, retry_reads=self.retry_reads,
+                health_check_interval=self.health_check_interval,
+                **{"unique_ids": True, **self.failover_options},
             )  # fmt: skip
         else:
             client = Tyrant(
                 self.host, self.port, self.timeout, connect_timeout=self.connect_timeout,
                 pool_size=self.pool_size, pool_timeout=self.pool_timeout,
+                retry_reads=self.retry_reads, health_check_interval=self.health_check_interval,
             )
         try:
-            kind = client.kind()  # one STAT, remembered by the client
+            # one STAT (per shard), remembered by the client
+            kinds = client.kinds() if isinstance(client, ShardedTyrant) else {
+                f"{self.host}:{self.port}": client.kind()}
         except BaseException:
             client.close()
             raise
-        if not is_table(kind):
-            client.close()
-            raise ImproperlyConfigured(
-                f"the Tyrant server at {self.host}:{self.port} holds {describe(kind)}; "
-                "doqu_tyrant needs a table database (a .tct file)"
-            )
+        for where, kind in kinds.items():
+            if not is_table(kind):
+                client.close()
+                raise ImproperlyConfigured(
+                    f"the Tyrant server at {where} holds {describe(kind)}; "
+                    "doqu_tyrant needs a table database (a .tct file)"
+                )
         if self.indexes:
             try:
-                _create_indexes(client, self.indexes)
+                _create_indexes(client, self.indexes)  # type: ignore[arg-type]
             except BaseException:
                 client.close()
                 raise
@@ -260,17 +316,21 @@ class StorageAdapter(BaseStorageAdapter):
 
     @property
     def client(self) -> Tyrant:
-        """The underlying :class:`~doqu_tyrant.tyrant.Tyrant` client (raw records)."""
+        """The underlying :class:`~doqu_tyrant.tyrant.Tyrant` client (raw records); a
+        :class:`~doqu_tyrant.tyrant.ShardedTyrant` with ``shards``."""
         client = self._client
         if client is None:
             raise RuntimeError(f"{type(self).__name__} is not connected")
-        return client
+        return client  # type: ignore[return-value]  # a ShardedTyrant has the same API
 
     @property
     def connection(self) -> pyrant.Tyrant:
         """A :class:`pyrant.Tyrant` on this adapter's connections, as doqu 0.28
         offered (made on first use; ``pyrant`` is imported only then)."""
         client = self.client
+        if isinstance(client, ShardedTyrant):
+            raise TypeError("db.connection is a pyrant.Tyrant, which talks to one server; "
+                            "with shards use db.client (a ShardedTyrant)")
         conn: pyrant.Tyrant | None = getattr(self, "_pyrant", None)
         if conn is None or conn.proto.client is not client:
             import pyrant
@@ -503,3 +563,19 @@ class StorageAdapter(BaseStorageAdapter):
 
     def __len__(self) -> int:
         return self.client.rnum()
+
+
+def _shard_list(shards: Iterable[Any] | None, host: Any, port: Any, url: Any,
+                servers: Any) -> list[Any] | None:
+    """The ``shards`` setting, checked (a list, not together with one server's address)."""
+    if shards is None:
+        return None
+    if host is not None or port is not None or url is not None or servers is not None:
+        raise ImproperlyConfigured("give either shards or host/port/url/servers, not both")
+    if isinstance(shards, (str, bytes)) or not isinstance(shards, Iterable):
+        raise TypeError(f"shards must be a list of URLs, not {type(shards).__name__}")
+    listed = list(shards)
+    if not listed:
+        raise ValueError("shards must list at least one server")
+    shard_specs(listed)  # names, weights and URLs checked before any connection
+    return listed

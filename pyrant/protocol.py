@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from doqu_tyrant.tyrant import protocol as _p
 from doqu_tyrant.tyrant.client import Tyrant as _Client
 from doqu_tyrant.tyrant.commands import HINT_PREFIX
 from doqu_tyrant.tyrant.errors import TyrantCommandError
@@ -66,31 +67,31 @@ class TyrantProtocol:
     existing :class:`doqu_tyrant.tyrant.Tyrant` instead, sharing its pool.
     """
 
-    # Protocol commands
-    PUT = 0x10
-    PUTKEEP = 0x11
-    PUTCAT = 0x12
-    PUTSHL = 0x13
-    PUTNR = 0x18
-    OUT = 0x20
-    GET = 0x30
-    MGET = 0x31
-    VSIZ = 0x38
-    ITERINIT = 0x50
-    ITERNEXT = 0x51
-    FWMKEYS = 0x58
-    ADDINT = 0x60
-    ADDDOUBLE = 0x61
-    EXT = 0x68
-    SYNC = 0x70
-    VANISH = 0x72
-    COPY = 0x73
-    RESTORE = 0x74
-    SETMST = 0x78
-    RNUM = 0x80
-    SIZE = 0x81
-    STAT = 0x88
-    MISC = 0x90
+    # Protocol commands (the codes of the one codec)
+    PUT = _p.PUT
+    PUTKEEP = _p.PUTKEEP
+    PUTCAT = _p.PUTCAT
+    PUTSHL = _p.PUTSHL
+    PUTNR = _p.PUTNR
+    OUT = _p.OUT
+    GET = _p.GET
+    MGET = _p.MGET
+    VSIZ = _p.VSIZ
+    ITERINIT = _p.ITERINIT
+    ITERNEXT = _p.ITERNEXT
+    FWMKEYS = _p.FWMKEYS
+    ADDINT = _p.ADDINT
+    ADDDOUBLE = _p.ADDDOUBLE
+    EXT = _p.EXT
+    SYNC = _p.SYNC
+    VANISH = _p.VANISH
+    COPY = _p.COPY
+    RESTORE = _p.RESTORE
+    SETMST = _p.SETMST
+    RNUM = _p.RNUM
+    SIZE = _p.SIZE
+    STAT = _p.STAT
+    MISC = _p.MISC
 
     # Query conditions
     RDBQCSTREQ = 0

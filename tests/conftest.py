@@ -193,3 +193,18 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerF
     yield factory
     for server in started:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def shard_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """URLs of three bundled table servers, started once, for the sharded tests
+    (each test empties them before use)."""
+    directory = tmp_path_factory.mktemp("shards")
+    servers: list[ServerProcess] = []
+    try:
+        for i in range(3):
+            servers.append(ServerProcess(str(directory / f"shard{i}.tct")))
+        yield [server.url for server in servers]
+    finally:
+        for server in servers:
+            server.close()

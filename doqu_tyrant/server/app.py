@@ -11,20 +11,28 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import locale
+import errno
 import logging
 import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from doqu_tyrant.tyrant import protocol as p
+from doqu_tyrant.tyrant.options import check_count, check_host, check_port, check_seconds
 
-from .cabinet import Cabinet
-from .commands import Commands
+from .acceptor import Acceptor
+from .checkpoint import Checkpoint
+from .clocale import use_c_locale
+from .commands import Commands, Handler
 from .connection import Connection
+from .durable import open_database
+from .gate import CommitTimer
+from .limits import DEFAULT_MAX_MEMORY, DEFAULT_MAX_UNSENT, Budget, Limits, bounded_mget
+from .paths import parse_path
 from .replication import Replicator
 from .rts import RtsFile
 from .ulog import DEFAULT_LIMIT, UpdateLog
@@ -34,7 +42,10 @@ log = logging.getLogger("doqu_tyrant.server")
 DEFAULT_PORT = 1978
 DEFAULT_THREADS = 8
 DEFAULT_FRAME_TIMEOUT = 30.0
+DEFAULT_COMMIT_INTERVAL = 1.0
 SHUTDOWN_GRACE = 5.0
+# While a connection waits for memory, the budget is recounted this often.
+MEMORY_RECHECK = 0.05
 
 
 def _rts_path(db_path: str, given: str | os.PathLike[str] | None,
@@ -54,15 +65,14 @@ def _rts_path(db_path: str, given: str | os.PathLike[str] | None,
     return file + ".rts"
 
 
-def use_c_locale() -> None:
-    """Run Tokyo Cabinet in the C locale, as ttserver runs.
-
-    Python adopts the environment's LC_CTYPE (often UTF-8) at startup; the
-    library's regular expressions (STRRX, MISC regex) would then treat text
-    as multibyte characters instead of bytes. This is process-wide.
-    """
-    with contextlib.suppress(locale.Error):
-        locale.setlocale(locale.LC_CTYPE, "C")
+def _bind_problem(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use (another server listens there; choose another --port)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "this machine has no such address (check --host)"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges)"
+    return (exc.strerror or str(exc)).lower()
 
 
 @dataclass(eq=False)
@@ -74,9 +84,25 @@ class Engine:
     commands: Commands
     max_length: int
     frame_timeout: float
+    limits: Limits = field(default_factory=Limits)
     connections: set[Connection] = field(default_factory=set)
     repl_events: set[asyncio.Event] = field(default_factory=set)
     loop_thread: int = field(default_factory=threading.get_ident)
+
+    def __post_init__(self) -> None:
+        self.budget = Budget(self.limits.max_memory)
+        # The inline handlers, with MGET built within the budget; under memory
+        # pressure GET goes through the connection's size check (None here).
+        self.handlers: list[Handler | None] = list(self.commands.handlers)
+        if self.limits.guarded:
+            self.handlers[p.MGET] = self._mget
+        self.pressure_handlers = list(self.handlers)
+        self.pressure_handlers[p.GET] = None
+        self.waiting: set[Connection] = set()
+        self.input_leader: Connection | None = None
+        self._recheck: asyncio.Handle | None = None
+        self._recheck_soon = False
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def notify_repl(self) -> None:
         """Wake the REPL streams after an update-log append (from any thread)."""
@@ -92,6 +118,89 @@ class Engine:
         for event in list(self.repl_events):
             event.set()
 
+    # -- the memory budget ------------------------------------------------------------
+
+    def _mget(self, r: p.Request) -> bytes:
+        reply = bounded_mget(self.commands.db, r[1][0], self.budget.room())
+        if reply is None:
+            log.info("MGET of %d keys refused: its reply would exceed the memory budget",
+                     len(r[1][0]))
+            return p.REPLY_FAIL
+        return reply
+
+    def refresh(self) -> None:
+        """Recount every connection's share of the budget."""
+        for conn in self.connections:
+            conn._account()
+
+    def wait_for_memory(self, conn: Connection) -> None:
+        """``conn`` waits until memory is freed (rechecked periodically)."""
+        self.waiting.add(conn)
+        if self._recheck is None:
+            self._recheck = self.loop.call_later(MEMORY_RECHECK, self._wake_waiting)
+
+    def memory_freed(self) -> None:
+        """Something was released: let the waiting connections try again soon."""
+        if not self.waiting or self._recheck_soon:
+            return
+        if self._recheck is not None:
+            self._recheck.cancel()
+        self._recheck = self.loop.call_soon(self._wake_waiting)
+        self._recheck_soon = True
+
+    def _wake_waiting(self) -> None:
+        self._recheck = None
+        self._recheck_soon = False
+        self.refresh()
+        budget = self.budget
+        leader = self.input_leader
+        # Large requests go on waiting while the budget is spent and the one
+        # allowed to proceed is still receiving.
+        keep_inputs = budget.held > budget.limit and leader is not None and not leader.closed
+        waiting = list(self.waiting)
+        self.waiting.clear()
+        for conn in waiting:
+            if keep_inputs and conn.in_wait and not conn.deferred:
+                self.waiting.add(conn)
+            else:
+                conn.wake()
+        if self.waiting and self._recheck is None:
+            self._recheck = self.loop.call_later(MEMORY_RECHECK, self._wake_waiting)
+
+    def forget(self, conn: Connection) -> None:
+        """A connection is gone: release what it held."""
+        self.waiting.discard(conn)
+        if self.input_leader is conn:
+            self.input_leader = None
+        if conn.held:
+            self.budget.held -= conn.held
+            conn.held = 0
+        self.memory_freed()
+
+    # -- idle connections -------------------------------------------------------------
+
+    def start_sweeping(self) -> None:
+        """Close connections idle for ``limits.idle_timeout`` (if set)."""
+        timeout = self.limits.idle_timeout
+        if timeout > 0 and self._sweeper is None:
+            self._sweeper = self.loop.call_later(min(max(timeout / 4, 0.05), 1.0), self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        timeout = self.limits.idle_timeout
+        now = time.monotonic()
+        for conn in list(self.connections):
+            if conn.idle(now, timeout):
+                log.info("fd %d: idle for %ss; closing", conn.fd, timeout)
+                conn._close()
+        self.start_sweeping()
+
+    def stop(self) -> None:
+        for handle in (self._recheck, self._sweeper):
+            if handle is not None:
+                handle.cancel()
+        self._recheck = self._sweeper = None
+
 
 class Server:
     """A Tokyo Tyrant compatible server over one Tokyo Cabinet database.
@@ -104,8 +213,14 @@ class Server:
     a shell command on this host, so it is off unless the operator asks.
     ``ulog_dir`` with ``sid`` (1–65535) turns the update log on.
     ``max_length`` caps every declared length in a request;
-    ``frame_timeout`` closes a connection whose frame stays incomplete
-    that long (0: never).
+    ``frame_timeout`` closes a connection whose frame stays incomplete, or
+    whose client reads none of its replies, that long (0: never).
+    ``max_connections``, ``idle_timeout``, ``max_memory`` and
+    ``max_unsent`` are the :class:`~.limits.Limits`. ``host`` must name an
+    address: ``"0.0.0.0"`` or ``"::"`` listen on every interface.
+    ``commit_interval``: seconds between the automatic commits of a B+ tree
+    database's writes (see :mod:`.durable`), the most a kill -9 can cost
+    between SYNCs there.
 
     Replication (see :mod:`.replication`): ``master=(host, port)`` follows
     that master from start-up; ``rts_path`` is the replication timestamp
@@ -136,13 +251,39 @@ class Server:
         rts_path: str | os.PathLike[str] | None = None,
         replication_check: bool = False,
         allow_setmst: bool = False,
+        max_connections: int | None = None,
+        idle_timeout: float = 0.0,
+        max_memory: int = DEFAULT_MAX_MEMORY,
+        max_unsent: int = DEFAULT_MAX_UNSENT,
+        guarded: bool = True,
+        commit_interval: float = DEFAULT_COMMIT_INTERVAL,
     ) -> None:
-        if not 0 <= sid <= 0xFFFF:
-            raise ValueError("sid must be between 0 and 65535")
+        # Everything is checked here, before a file or a socket is touched.
+        if host == "":
+            raise ValueError("the host is empty; give 0.0.0.0 (or ::) to listen on every "
+                             "interface")
+        host = check_host(host, "host")
+        self.limits = Limits(max_connections, idle_timeout, max_memory, max_unsent, guarded)
+        self.database = parse_path(path)
+        port = check_port(port, "port", allow_zero=True)
+        sid = check_count(sid, "sid", 0)
+        if sid > 0xFFFF:
+            raise ValueError(f"sid must be from 0 to 65535, got {sid}")
         if ulog_dir is not None and sid < 1:
             raise ValueError("an update log needs a server id (sid) of at least 1")
-        if threads < 1:
-            raise ValueError("threads must be at least 1")
+        threads = check_count(threads, "threads")
+        max_length = check_count(max_length, "max_length")
+        ulog_limit = check_count(ulog_limit, "ulog_limit")
+        backlog = check_count(backlog, "backlog")
+        frame_timeout = check_seconds(frame_timeout, "frame_timeout", allow_none=False,
+                                      allow_zero=True) or 0.0
+        commit_interval = check_seconds(commit_interval, "commit_interval",
+                                        allow_none=False) or DEFAULT_COMMIT_INTERVAL
+        if dump_dir is not None and not os.path.isdir(dump_dir):
+            missing = "does not exist" if not os.path.exists(dump_dir) else "is not a directory"
+            raise ValueError(f"dump_dir {os.fspath(dump_dir)!r} {missing}")
+        if ulog_dir is not None and os.path.exists(ulog_dir) and not os.path.isdir(ulog_dir):
+            raise ValueError(f"ulog_dir {os.fspath(ulog_dir)!r} is not a directory")
         self.path = os.fspath(path)
         self.host = host
         self.port = port
@@ -162,6 +303,7 @@ class Server:
         self.rts_path = _rts_path(self.path, rts_path, self.allow_setmst)
         if master is not None and sid < 1:
             raise ValueError("a replica needs a server id: give --sid (1-65535)")
+        self.commit_interval = commit_interval
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -188,14 +330,24 @@ class Server:
         self._stop = asyncio.Event()
         if self._stop_requested:
             self._stop.set()
-        db = Cabinet(self.path)
+        # Bind before the database is opened (and perhaps created): a port in
+        # use must not leave a new, empty database file behind.
+        listening = self._bind()
+        try:
+            db = open_database(self.database)  # recovers from an unclean shutdown first
+        except BaseException:
+            listening.close()
+            raise
+        sock: socket.socket | None = listening  # until the asyncio server owns it
         ulog: UpdateLog | None = None
         executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.threads, thread_name_prefix="tyrant-worker"
+            max_workers=self.threads, thread_name_prefix="tyrant-worker",
+            initializer=use_c_locale,
         )
-        aserver: asyncio.AbstractServer | None = None
+        acceptor: Acceptor | None = None
         replicator: Replicator | None = None
         engine: Engine | None = None
+        committer: CommitTimer | None = None
         wrote_pid = False
         try:
             if self.ulog_dir is not None:
@@ -204,21 +356,35 @@ class Server:
                 db, sid=self.sid, ulog=ulog, dump_dir=self.dump_dir,
                 copy_commands=self.copy_commands, max_length=self.max_length,
             )  # fmt: skip
-            engine = Engine(loop, executor, commands, self.max_length, self.frame_timeout)
-            commands.recover()  # before any request: complete an interrupted logged write
+            engine = Engine(loop, executor, commands, self.max_length, self.frame_timeout,
+                            self.limits)
             rts = RtsFile(self.rts_path) if self.rts_path is not None else None
             replicator = Replicator(commands, loop, executor, rts)
-            replicator.recover()  # before any request: complete a half-applied entry
+            replicator.load()
+            # Before any request: a B+ tree rolled back by a kill gets its log's
+            # newer entries again (or its replication position from its last
+            # commit); then an interrupted logged write and a half-applied
+            # replicated entry are completed, and the result committed.
+            checkpoint = Checkpoint(db, commands, replicator)
+            committed = checkpoint.recover()
+            commands.recover()
+            replicator.recover(committed)
+            checkpoint.commit()
             commands.on_setmst = replicator.set_master
             commands.allow_setmst = self.allow_setmst
             if ulog is not None:
                 ulog.listener = engine.notify_repl
-            sock = self._bind()
+            if db.transactional:
+                committer = CommitTimer(loop, executor, commands.gate, db.commit,
+                                        self.commit_interval).start()
             bound = engine  # for the closure
-            aserver = await loop.create_server(
-                lambda: Connection(bound), sock=sock, backlog=self.backlog
-            )
-            self.host, self.port = sock.getsockname()[:2]
+            listening.listen(self.backlog)
+            acceptor = Acceptor(loop, listening, lambda: Connection(bound),
+                                lambda: len(bound.connections), self.limits.connection_limit())
+            sock = None
+            acceptor.start()
+            engine.start_sweeping()
+            self.host, self.port = listening.getsockname()[:2]
             if self.pid_file is not None:
                 with open(self.pid_file, "w") as f:
                     f.write(f"{os.getpid()}\n")
@@ -234,11 +400,16 @@ class Server:
             await self._stop.wait()
             log.info("shutting down")
         finally:
-            if aserver is not None:
-                aserver.close()
+            if sock is not None:
+                sock.close()
+            if committer is not None:
+                committer.stop()
+            if acceptor is not None:
+                acceptor.close()
             if replicator is not None:
                 replicator.stop()
             if engine is not None:
+                engine.stop()
                 for conn in list(engine.connections):
                     conn._close()
             # let pending callbacks (closing transports, cancelled tasks) run
@@ -259,16 +430,25 @@ class Server:
                     loop.remove_signal_handler(signum)
 
     def _bind(self) -> socket.socket:
+        """The listening socket's bind; ``OSError`` names the address and why."""
         host = self.host or None
-        infos = socket.getaddrinfo(
-            host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
+        where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        try:
+            infos = socket.getaddrinfo(
+                host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+        except socket.gaierror as exc:
+            raise OSError(f"cannot listen on {where}: unknown host {self.host!r} "
+                          f"({exc.strerror})") from None
         family, type_, proto, _name, addr = infos[0]
         sock = socket.socket(family, type_, proto)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(addr)
             sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"cannot listen on {where}: {_bind_problem(exc)}") from None
         except BaseException:
             sock.close()
             raise

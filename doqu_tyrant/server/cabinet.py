@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import os
 import re
+import struct
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -114,6 +116,11 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "tclistpush": (None, [_P, _S, _I]),
     "tclistdump": (_PC, [_P, _PI]),
     "tclistload": (_P, [_S, _I]),
+    # the engines' header flags (bit 1: open, bit 2: fatal error), for :mod:`.durable`
+    "tchdbflags": (ctypes.c_uint8, [_P]),
+    "tcbdbflags": (ctypes.c_uint8, [_P]),
+    "tcfdbflags": (ctypes.c_uint8, [_P]),
+    "tctdbflags": (ctypes.c_uint8, [_P]),
 }
 
 
@@ -127,7 +134,10 @@ def _declare(name: str) -> Any:
 
 _tcadbnew = _declare("tcadbnew")
 _tcadbdel = _declare("tcadbdel")
-_tcadbopen = _declare("tcadbopen")
+# tcadbopen through a handle that keeps errno, so that a failed open can say why
+# (EAGAIN: another process holds the lock of a no-wait open).
+_tcadbopen: Any = ctypes.CDLL(_lib._name, use_errno=True).tcadbopen
+_tcadbopen.restype, _tcadbopen.argtypes = _PROTOTYPES["tcadbopen"]
 _tcadbclose = _declare("tcadbclose")
 _tcadbput = _declare("tcadbput")
 _tcadbputkeep = _declare("tcadbputkeep")
@@ -468,9 +478,12 @@ class Cabinet:
             raise ValueError("database name contains a NUL byte")
         _refuse_aborting_open(raw)
         adb = _tcadbnew()
+        ctypes.set_errno(0)
         if not _tcadbopen(adb, raw):
+            err = ctypes.get_errno()
             _tcadbdel(adb)
-            raise OSError(f"Tokyo Cabinet cannot open {os.fsdecode(raw)!r}")
+            message = f"Tokyo Cabinet cannot open {os.fsdecode(raw)!r}"
+            raise OSError(err, message) if err else OSError(message)
         self._adb = ctypes.c_void_p(adb)
         self._omode = int(_tcadbomode(adb))
         self._table = self._omode == ADBOTDB
@@ -526,6 +539,11 @@ class Cabinet:
             raise CabinetClosedError("the database is closed")
         return adb
 
+    def _on_failure(self) -> None:
+        """Called (under the lock) after a call reported failure; a hook for
+        :class:`~doqu_tyrant.server.durable.DurableCabinet`, which checks
+        whether the engine went into its fatal state."""
+
     # -- description ----------------------------------------------------------------
 
     @property
@@ -576,7 +594,10 @@ class Cabinet:
             if self._ordered and self._record_aborts(adb, key, value, cat):
                 return False
             call = fast if key.__class__ is bytes and value.__class__ is bytes else declared
-            return call(adb, key, len(key), value, len(value))
+            ok: bool = call(adb, key, len(key), value, len(value))
+            if not ok:
+                self._on_failure()
+            return ok
 
     def put(self, key: bytes, value: bytes) -> bool:
         """Store, overwriting (``tcadbput``)."""
@@ -612,7 +633,10 @@ class Cabinet:
                     new = new[len(new) - width :]
             if self._ordered and self._record_aborts(adb, key, new, False):
                 return False
-            return _tcadbput(adb, key, len(key), new, len(new))
+            ok: bool = _tcadbput(adb, key, len(key), new, len(new))
+            if not ok:
+                self._on_failure()
+            return ok
 
     def out(self, key: bytes) -> bool:
         """Remove a record (``tcadbout``); ``False`` if missing."""
@@ -621,8 +645,12 @@ class Cabinet:
             if adb is None:
                 raise CabinetClosedError("the database is closed")
             if key.__class__ is bytes:
-                return _fast_out(adb, key, len(key))
-            return _tcadbout(adb, key, len(key))
+                ok: bool = _fast_out(adb, key, len(key))
+            else:
+                ok = _tcadbout(adb, key, len(key))
+            if not ok:
+                self._on_failure()
+            return ok
 
     def get(self, key: bytes) -> bytes | None:
         """Value of a record (tables: serialized columns) or ``None``."""
@@ -692,6 +720,8 @@ class Cabinet:
                     append(fast(adb, key, len(key), value, len(value)))
                 else:
                     append(declared(adb, key, len(key), value, len(value)))
+            if False in results:
+                self._on_failure()
         return results
 
     def _get(self, adb: ctypes.c_void_p, key: bytes) -> bytes | None:
@@ -733,12 +763,38 @@ class Cabinet:
     def addint(self, key: bytes, num: int) -> int:
         """Add to an integer record (tables: column ``_num``); ``INT_MIN`` on failure."""
         with self._lock:
-            return int(_tcadbaddint(self._handle(), key, len(key), num))
+            total = int(_tcadbaddint(self._handle(), key, len(key), num))
+            if total == INT_MIN:
+                self._on_failure()
+            return total
 
     def adddouble(self, key: bytes, num: float) -> float:
-        """Add to a real-number record (tables: column ``_num``); NaN on failure."""
+        """Add to a real-number record (tables: column ``_num``); NaN on failure.
+
+        A NaN sum is refused before the library is called: Tokyo Cabinet would
+        store it (creating the record if missing) and then report the failure.
+        That is a NaN ``num``, or an infinity added to the opposite one.
+        """
         with self._lock:
-            return float(_tcadbadddouble(self._handle(), key, len(key), num))
+            adb = self._handle()
+            if math.isnan(num) or (math.isinf(num) and self._holds_number(adb, key, -num)):
+                return math.nan
+            total = float(_tcadbadddouble(adb, key, len(key), num))
+            if math.isnan(total):
+                self._on_failure()
+            return total
+
+    def _holds_number(self, adb: ctypes.c_void_p, key: bytes, num: float) -> bool:
+        """Whether ``key``'s record holds exactly ``num`` as adddouble reads it."""
+        if self._table:
+            cols = self._misc(adb, b"get", [key]) if key else None
+            text = dict(zip(cols[0::2], cols[1::2])).get(b"_num") if cols else None
+            try:
+                return text is not None and float(text) == num
+            except ValueError:
+                return False
+        value = self._get(adb, key)
+        return value is not None and len(value) == 8 and struct.unpack("<d", value)[0] == num
 
     # -- whole database -----------------------------------------------------------------
 
@@ -797,6 +853,8 @@ class Cabinet:
             result = self._misc(adb, raw, args)
             if self._table and raw in (b"setindex", b"optimize"):
                 self._discover_indexes()
+            if result is None:
+                self._on_failure()
             return result
 
     def genuid(self) -> int:
@@ -948,7 +1006,7 @@ def _refuse_aborting_open(name: bytes) -> None:
                 continue
             if probe is None:
                 try:
-                    probe = Cabinet(path + b"#mode=r")
+                    probe = Cabinet(path + b"#mode=rf")  # never wait for another's lock
                 except OSError:
                     return
             if probe._has_empty_values(probe._handle(), column):

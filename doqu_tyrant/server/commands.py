@@ -45,7 +45,9 @@ from doqu_tyrant.tyrant.protocol import (
 from doqu_tyrant.tyrant.regex import REGEX_FUNCTIONS, RefusedRegex, check_misc
 
 from . import ulog as ulogmod
-from .cabinet import INT_MIN, Cabinet
+from .cabinet import ADBOHDB, ADBOTDB, INT_MIN, Cabinet
+from .gate import OPEN, READS, SHUT, Gate
+from .preflight import copy_problem
 from .undo import restore, undo_for
 
 log = logging.getLogger("doqu_tyrant.server")
@@ -64,6 +66,8 @@ PROTVER = "0.91"
 # (measured: an indexed search at 1.8k/s through the pool, 4.4k/s inline).
 SLOW_MISC = frozenset({b"optimize", b"vanish", b"sync", b"defrag", b"cacheclear", b"setindex"})
 SLOW_COMMANDS = frozenset({p.SYNC, p.OPTIMIZE, p.VANISH, p.COPY, p.RESTORE})
+# RESTORE replays many small writes, each under the database lock: it needs no gate.
+_UNGATED = frozenset({p.RESTORE})
 
 _COUNTED = [
     p.PUT, p.PUTKEEP, p.PUTCAT, p.PUTSHL, p.PUTNR, p.OUT, p.GET, p.MGET, p.VSIZ,
@@ -135,7 +139,11 @@ class Commands:
         #: SETMST makes this server connect wherever a client says and apply
         #: what it is sent there: refused unless the operator allowed it.
         self.allow_setmst = False
-        self._wlock = threading.Lock()
+        # re-entrant: a B+ tree's commit points take it too (see :mod:`.checkpoint`),
+        # and SYNC, OPTIMIZE, VANISH are commit points reached while it is held
+        self._wlock = threading.RLock()
+        self.gate = Gate()
+        """Holds database requests back while a long command runs (:mod:`.gate`)."""
         db_path = os.fsdecode(db.path)
         self._db_file = os.path.realpath(db_path) if db_path not in ("*", "+", "") else None
         self._core = self._build_core()
@@ -384,9 +392,23 @@ class Commands:
         log.warning("update log: completed the write (command 0x%02x) the server was making "
                     "when it stopped", decoded[0][0])
 
+    def reapply(self, r: Request) -> bool:
+        """Apply a request of this server's own update log again, without
+        logging it (the start-up replay of :mod:`.checkpoint`)."""
+        core = self._core.get(r[0])
+        if core is None or r[0] not in ulogmod.LOGGABLE:
+            return False
+        with self._wlock:
+            try:
+                return core(r)[0] == 0
+            except Exception:
+                log.exception("replaying command 0x%02x failed", r[0])
+                return False
+
     @property
-    def write_lock(self) -> threading.Lock:
-        """Held while a logged write and its update-log entry are made."""
+    def write_lock(self) -> threading.RLock:
+        """Held while a logged write and its update-log entry are made, while a
+        replicated entry and its bookkeeping are, and by a B+ tree's commits."""
         return self._wlock
 
     # -- entry points -----------------------------------------------------------------
@@ -408,6 +430,18 @@ class Commands:
         if cmd == p.MISC:
             return r[1][0] in SLOW_MISC
         return cmd in SLOW_COMMANDS
+
+    def gate_mode(self, r: Request) -> int:
+        """How much of the database a slow request leaves to the event loop
+        while it runs: nothing (``SHUT``), reads (``READS``: a COPY of a hash or
+        table database, during which Tokyo Cabinet lets reads proceed) or
+        everything (``OPEN``)."""
+        cmd = r[0]
+        if cmd in _UNGATED:
+            return OPEN
+        if cmd == p.COPY and self.db.omode in (ADBOHDB, ADBOTDB):
+            return READS
+        return SHUT
 
     def apply(self, r: Request, sid: int, mid: int) -> bool:
         """Replay a logged request (RESTORE, replication); logs it with its origin ``sid``."""
@@ -480,16 +514,26 @@ class Commands:
                 log.warning("COPY refused: the @command form needs --copy-commands")
                 return REPLY_FAIL
             return REPLY_OK if self.db.copy(raw) else REPLY_FAIL
+        if self.dump_dir is None:
+            log.warning("COPY %r refused: COPY is disabled; start the server with --dump-dir",
+                        raw)
+            return REPLY_FAIL
         target = self.confine(raw)
         if target is None:
             log.warning("COPY refused: %r is not a file inside the dump directory", raw)
             return REPLY_FAIL
-        if not os.path.isdir(os.path.dirname(target)):
-            return REPLY_FAIL  # checked here so that the engine does not go "fatal"
+        problem = copy_problem(self.db, target)  # the engine would go "fatal"
+        if problem is not None:
+            log.warning("COPY refused: %s", problem)
+            return REPLY_FAIL
         return REPLY_OK if self.db.copy(target) else REPLY_FAIL
 
     def _restore(self, r: Request) -> bytes:
         raw, ts, opts = r[1]
+        if self.dump_dir is None:
+            log.warning("RESTORE %r refused: RESTORE is disabled; start the server with "
+                        "--dump-dir", raw)
+            return REPLY_FAIL
         directory = self.confine(raw, directory=True)
         if directory is None or not os.path.isdir(directory):
             log.warning("RESTORE refused: %r is not a directory inside the dump directory", raw)

@@ -6,14 +6,20 @@
 * :class:`RetryingClient` — opt-in retries of any command;
 * :class:`FailoverTyrant`, :class:`AsyncFailoverTyrant` — failover groups of
   servers (``Tyrant.from_url("tyrant://a:1978,b:1978")``);
+* :class:`ShardedTyrant`, :class:`AsyncShardedTyrant` — one client over many
+  servers, keys placed by a consistent-hash ring, table queries merged;
 * :mod:`.protocol` — the sans-IO codec both clients (and the bundled server)
   use.
 
-This package never imports doqu.
+This package never imports doqu, and imports asyncio only when an asyncio
+name is first used (a short-lived command line need not pay for it).
 """
 
-from .aio import AsyncConnection, AsyncConnectionPool, AsyncPipeline, AsyncTyrant
-from .aio_failover import AsyncFailoverTyrant
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .client import DEFAULT_PORT, Connection, Pipeline, Table, Tyrant, parse_url
 from .commands import (
     INDEX_DECIMAL,
@@ -50,6 +56,9 @@ from .pool import ConnectionPool
 from .protocol import MISC_NOULOG
 from .query import NEGATE, NOIDX, PK, AsyncQuery, BaseQuery, Op, Order, Query, SetOp
 from .retry import RetryingClient
+from .ring import HashRing
+from .shard_pipeline import AsyncShardedPipeline, ShardedPipeline
+from .sharding import ShardedTyrant
 
 __all__ = [
     "Tyrant",
@@ -57,6 +66,11 @@ __all__ = [
     "RetryingClient",
     "FailoverTyrant",
     "AsyncFailoverTyrant",
+    "ShardedTyrant",
+    "AsyncShardedTyrant",
+    "ShardedPipeline",
+    "AsyncShardedPipeline",
+    "HashRing",
     "Connection",
     "ConnectionPool",
     "AsyncConnection",
@@ -103,3 +117,27 @@ __all__ = [
     "ENOREC",
     "EMISC",
 ]
+
+
+if TYPE_CHECKING:
+    from .aio import AsyncConnection, AsyncConnectionPool, AsyncPipeline, AsyncTyrant
+    from .aio_failover import AsyncFailoverTyrant
+    from .aio_sharding import AsyncShardedTyrant
+
+_LAZY = {name: ".aio" for name in ("AsyncTyrant", "AsyncConnection", "AsyncConnectionPool",
+                                    "AsyncPipeline")}
+_LAZY["AsyncFailoverTyrant"] = ".aio_failover"
+_LAZY["AsyncShardedTyrant"] = ".aio_sharding"
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

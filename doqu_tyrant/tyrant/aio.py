@@ -1,22 +1,18 @@
 """The asyncio Tyrant client: the same commands as coroutines, the same codec.
 
 :class:`AsyncTyrant` keeps a bounded pool of connections shared by all the
-tasks that use it. Requests of concurrent tasks may travel on the same
-connection one after the other (the protocol answers in order), so a few
-connections serve many tasks; a new connection is opened only while every
-existing one is busy and the pool is not full.
-
-A timeout discards the connection it happened on (requests waiting on it
-fail with :class:`TyrantConnectionError`); a cancelled task does not (its
-reply is read and dropped, the stream stays in step).
+tasks that use it (see :mod:`.aioconnection`): a connection carries one
+batch of requests at a time, and while every connection the pool may open
+is busy, further requests queue on the least busy one for its next batch.
+``timeout`` bounds each call from its start: connecting, sending and the
+whole reply. A timeout, a cancellation or any other interruption discards
+the connection it happened on; ``CancelledError``, ``KeyboardInterrupt``
+and the like propagate as themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-import time
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -24,16 +20,15 @@ from . import commands as c
 from . import indexes as ix
 from . import kinds as k
 from . import protocol as p
-from .client import DEFAULT_PORT, parse_url
+from .aioconnection import AsyncConnection, AsyncConnectionPool, conn_error
 from .errors import (
     TyrantCommandError,
     TyrantConnectError,
     TyrantConnectionError,
     TyrantError,
-    TyrantPoolTimeout,
-    TyrantProtocolError,
     TyrantTimeout,
 )
+from .options import DEFAULT_PORT, check_host, check_port, client_options, parse_url
 from .query import AsyncQuery
 
 __all__ = ["AsyncTyrant", "AsyncPipeline", "AsyncConnection", "AsyncConnectionPool"]
@@ -41,275 +36,6 @@ __all__ = ["AsyncTyrant", "AsyncPipeline", "AsyncConnection", "AsyncConnectionPo
 T = TypeVar("T")
 
 _ITERNEXT = p.encode_simple(p.ITERNEXT)
-_QUEUE_HIGH = 16  # stream chunks buffered before reading pauses
-
-
-def _conn_error(message: str, sent: bool) -> TyrantConnectionError:
-    err = TyrantConnectionError(message)
-    err.request_sent = sent
-    return err
-
-
-class _Waiter:
-    __slots__ = ("count", "replies", "future", "queue")
-
-    def __init__(self, count: int, future: asyncio.Future, queue: asyncio.Queue | None) -> None:
-        self.count = count
-        self.replies: list[p.Reply] = []
-        self.future = future
-        self.queue = queue
-
-
-class AsyncConnection(asyncio.Protocol):
-    """One connection; requests are answered in the order they were written."""
-
-    def __init__(self, pool: AsyncConnectionPool | None = None, name: str = "") -> None:
-        self.name = name
-        self.loop = asyncio.get_running_loop()
-        self.transport: asyncio.Transport | None = None
-        self.decoder = p.ReplyDecoder()
-        self.waiters: deque[_Waiter] = deque()
-        self.closed = False
-        self.exclusive = False
-        self._pool = pool
-        self._paused = False
-        self._out: list[bytes] = []
-
-    # -- asyncio.Protocol ------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:  # pragma: no cover
-                pass
-
-    def data_received(self, data: bytes) -> None:
-        self.decoder.feed(data)
-        self._dispatch()
-
-    def eof_received(self) -> bool:
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(_conn_error(f"connection to {self.name} closed"
-                               + (f": {exc}" if exc else " by the server"), True))
-
-    # -- requests ---------------------------------------------------------------
-
-    def send(self, frame: bytes, commands: list[int],
-             queue: asyncio.Queue | None = None) -> _Waiter:
-        transport = self.transport
-        if self.closed or transport is None or transport.is_closing():
-            self.closed = True
-            raise _conn_error(f"connection to {self.name} is closed", False)
-        decoder = self.decoder
-        for command in commands:
-            decoder.expect(command)
-        if not self.waiters and not self._out:
-            transport.write(frame)  # nothing in flight: no reason to wait
-        else:
-            # Requests of several tasks issued in the same turn of the loop go
-            # out together in one write (and reach the server as one batch).
-            if not self._out:
-                self.loop.call_soon(self._flush)
-            self._out.append(frame)
-        waiter = _Waiter(len(commands), self.loop.create_future(), queue)
-        self.waiters.append(waiter)
-        if commands[0] == p.PUTNR or decoder.buffered:
-            self._dispatch()
-        return waiter
-
-    def _flush(self) -> None:
-        out, self._out = self._out, []
-        transport = self.transport
-        if out and not self.closed and transport is not None and not transport.is_closing():
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
-
-    def _dispatch(self) -> None:
-        decoder = self.decoder
-        waiters = self.waiters
-        try:
-            while waiters:
-                waiter = waiters[0]
-                reply = decoder.next_reply()
-                if reply is None:
-                    if waiter.queue is not None:
-                        items = decoder.take_items()
-                        if items:
-                            self._push(waiter.queue, items)
-                    return
-                waiter.replies.append(reply)
-                if len(waiter.replies) == waiter.count:
-                    waiters.popleft()
-                    if waiter.queue is not None:
-                        self._push(waiter.queue, reply)
-                    if not waiter.future.done():
-                        waiter.future.set_result(waiter.replies)
-                    if not waiters and self._pool is not None:
-                        self._pool._changed()
-            if decoder.buffered:
-                decoder.next_reply()  # raises: bytes nobody asked for
-        except TyrantProtocolError as exc:
-            self.abort(exc)
-
-    def _push(self, queue: asyncio.Queue, item: object) -> None:
-        queue.put_nowait(item)
-        if queue.qsize() >= _QUEUE_HIGH and not self._paused and self.transport is not None:
-            self._paused = True
-            self.transport.pause_reading()
-
-    def resume(self, queue: asyncio.Queue) -> None:
-        if self._paused and queue.qsize() < _QUEUE_HIGH // 2 and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
-
-    def _fail(self, exc: BaseException) -> None:
-        self.closed = True
-        waiters, self.waiters = self.waiters, deque()
-        for waiter in waiters:
-            if waiter.queue is not None:
-                waiter.queue.put_nowait(exc)
-            if not waiter.future.done():
-                waiter.future.set_exception(exc)
-                waiter.future.exception()  # mark retrieved: the caller may be gone
-        if self._pool is not None:
-            self._pool._changed()
-
-    def abort(self, exc: BaseException | None = None) -> None:
-        """Close at once; pending requests fail with ``exc``."""
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
-        self._fail(exc or _conn_error(f"connection to {self.name} was closed", True))
-
-
-class AsyncConnectionPool:
-    """At most ``size`` connections, shared by every task of one event loop."""
-
-    def __init__(self, host: str, port: int, size: int = 8,
-                 connect_timeout: float | None = None,
-                 pool_timeout: float | None = 20.0) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"pool_size must be a positive int, got {size!r}")
-        self.host = host
-        self.port = port
-        self.size = size
-        self.connect_timeout = connect_timeout
-        self.timeout = pool_timeout
-        self._conns: list[AsyncConnection] = []
-        self._opening = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._event: asyncio.Event | None = None
-
-    def _check_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            # Connections belong to the loop that made them; a new loop
-            # (another asyncio.run) starts afresh.
-            self._loop = loop
-            self._conns = []
-            self._opening = 0
-            self._event = asyncio.Event()
-
-    def _changed(self) -> None:
-        if self._event is not None:
-            self._event.set()
-
-    async def _open(self) -> AsyncConnection:
-        loop = asyncio.get_running_loop()
-        name = f"{self.host}:{self.port}"
-        try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: AsyncConnection(self, name), self.host,
-                                       self.port),
-                self.connect_timeout)
-        except asyncio.TimeoutError:
-            err = TyrantTimeout(f"connecting to {name} timed out after "
-                                f"{self.connect_timeout} s")
-            err.request_sent = False
-            raise err from None
-        except OSError as exc:
-            raise TyrantConnectError(f"cannot connect to {name}: {exc}") from exc
-        return conn
-
-    def pick(self) -> AsyncConnection | None:
-        """An open connection to write a request on at once (an idle one, else
-        the least busy one of a full pool), or None when :meth:`acquire` must
-        open or wait for one."""
-        if asyncio.get_running_loop() is not self._loop:
-            return None
-        best: AsyncConnection | None = None
-        idle: AsyncConnection | None = None
-        for conn in self._conns:
-            if conn.closed or conn.exclusive:
-                continue
-            if conn._out:
-                return conn  # join the batch being gathered in this turn
-            if not conn.waiters:
-                if idle is None:
-                    idle = conn
-                continue
-            if best is None or len(conn.waiters) < len(best.waiters):
-                best = conn
-        if idle is not None:
-            return idle
-        if best is not None and len(self._conns) + self._opening >= self.size:
-            return best
-        return None
-
-    async def acquire(self, exclusive: bool = False) -> AsyncConnection:
-        """A connection to write a request on; ``exclusive`` reserves it (for a
-        streamed reply) until :meth:`release`."""
-        self._check_loop()
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        while True:
-            best: AsyncConnection | None = None
-            conns = self._conns
-            for conn in list(conns):
-                if conn.closed:
-                    conns.remove(conn)
-                    continue
-                if conn.exclusive:
-                    continue
-                if not conn.waiters:
-                    conn.exclusive = exclusive
-                    return conn
-                if best is None or len(conn.waiters) < len(best.waiters):
-                    best = conn
-            if len(conns) + self._opening < self.size:
-                self._opening += 1
-                try:
-                    conn = await self._open()
-                finally:
-                    self._opening -= 1
-                conn.exclusive = exclusive
-                self._conns.append(conn)
-                return conn
-            if best is not None and not exclusive:
-                return best
-            assert self._event is not None
-            self._event.clear()
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TyrantPoolTimeout(f"no free connection within {self.timeout} s "
-                                        f"(pool_size={self.size})")
-            try:
-                await asyncio.wait_for(self._event.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
-
-    def release(self, conn: AsyncConnection) -> None:
-        """End an exclusive reservation."""
-        conn.exclusive = False
-        self._changed()
-
-    def close(self) -> None:
-        for conn in self._conns:
-            conn.abort()
-        self._conns = []
 
 
 class AsyncTyrant:
@@ -337,8 +63,14 @@ class AsyncTyrant:
         if servers is not None:
             raise TypeError(f"servers=[...] makes a failover group; {type(self).__name__} "
                             "is a single-server client")
-        self.host = host
-        self.port = int(port)
+        self.host = check_host(host)
+        self.port = check_port(port)
+        checked = client_options(timeout=timeout, connect_timeout=connect_timeout,
+                                 pool_size=pool_size, pool_timeout=pool_timeout,
+                                 retry_reads=retry_reads)
+        timeout = checked["timeout"]
+        connect_timeout = checked["connect_timeout"]
+        pool_timeout = checked["pool_timeout"]
         self.timeout = timeout
         self.retry_reads = retry_reads
         self._pool = AsyncConnectionPool(host, self.port, pool_size,
@@ -377,28 +109,46 @@ class AsyncTyrant:
 
     # -- the one request path -----------------------------------------------
 
-    async def _wait(self, conn: AsyncConnection, waiter: _Waiter) -> list[p.Reply]:
-        if self.timeout is None:
-            return await waiter.future  # type: ignore[no-any-return]
+    def _timed_out(self, conn: AsyncConnection) -> TyrantTimeout:
+        conn.abort(conn_error(f"connection to {conn.name} discarded after a timeout", True))
+        return TyrantTimeout(f"no reply from {conn.name} within {self.timeout} s; "
+                             "the connection was closed")
+
+    async def _attempt(self, frame: bytes, commands: list[int],
+                       deadline: float | None) -> list[p.Reply]:
+        """One request on one connection, by ``deadline`` (loop time)."""
+        pool = self._pool
+        loop = asyncio.get_running_loop()
+        conn = pool.take() or pool.pick()
+        if conn is None:
+            conn = await pool.acquire(None if deadline is None else deadline - loop.time())
+        waiter = conn.send(frame, commands)
         try:
-            return await asyncio.wait_for(waiter.future, self.timeout)  # type: ignore[no-any-return]
-        except asyncio.TimeoutError:
-            conn.abort(_conn_error(f"connection to {conn.name} discarded after a timeout", True))
-            raise TyrantTimeout(f"no reply from {conn.name} within {self.timeout} s; "
-                                "the connection was closed") from None
+            if deadline is None:
+                return await waiter.future  # type: ignore[no-any-return]
+            try:
+                return await asyncio.wait_for(  # type: ignore[no-any-return]
+                    waiter.future, deadline - loop.time())
+            except asyncio.TimeoutError:
+                raise self._timed_out(conn) from None
+        except BaseException:
+            conn.abandon(waiter)
+            raise
 
     async def _request_many(self, frame: bytes, commands: list[int],
                             idempotent: bool) -> list[p.Reply]:
-        conn = self._pool.pick() or await self._pool.acquire()
+        deadline = None
+        if self.timeout is not None:
+            deadline = asyncio.get_running_loop().time() + self.timeout
         try:
-            return await self._wait(conn, conn.send(frame, commands))
+            return await self._attempt(frame, commands, deadline)
         except TyrantConnectError:
             raise
         except TyrantConnectionError as exc:
             if exc.request_sent and not (idempotent and self.retry_reads):
                 raise
-        conn = await self._pool.acquire()  # the broken one is gone from the pool
-        return await self._wait(conn, conn.send(frame, commands))
+        # once more on a fresh connection (the broken one is gone), same deadline
+        return await self._attempt(frame, commands, deadline)
 
     async def _run(self, cmd: c.Cmd) -> Any:
         if cmd.__class__ is not tuple:
@@ -467,22 +217,23 @@ class AsyncTyrant:
         return self._stream(frame, p.MISC, f"misc {name.decode('latin-1')}")
 
     async def _stream(self, frame: bytes, command: int, label: str) -> AsyncIterator[list]:
-        """A request with a list reply (MISC, FWMKEYS), yielded chunk by chunk."""
-        pool = self._pool
-        conn = await pool.acquire(exclusive=True)
+        """A request with a list reply (MISC, FWMKEYS), yielded chunk by chunk;
+        ``timeout`` bounds the wait for each chunk. Abandoning the iteration
+        discards the connection (the rest of the reply is still on its way)."""
+        timeout = self.timeout
+        conn = await self._pool.acquire(timeout, share=False)
         queue: asyncio.Queue = asyncio.Queue()
+        waiter = conn.send(frame, [command], queue)
         done = False
         try:
-            conn.send(frame, [command], queue)
             while True:
-                if self.timeout is None:
+                if timeout is None:
                     item = await queue.get()
                 else:
                     try:
-                        item = await asyncio.wait_for(queue.get(), self.timeout)
+                        item = await asyncio.wait_for(queue.get(), timeout)
                     except asyncio.TimeoutError:
-                        raise TyrantTimeout(f"no reply from {conn.name} within "
-                                            f"{self.timeout} s") from None
+                        raise self._timed_out(conn) from None
                 conn.resume(queue)
                 if isinstance(item, BaseException):
                     raise item
@@ -496,8 +247,7 @@ class AsyncTyrant:
                 yield item
         finally:
             if not done:
-                conn.abort()
-            pool.release(conn)
+                conn.abandon(waiter)
 
     def pipeline(self) -> AsyncPipeline:
         """Queue commands, then ``await pl.execute()`` sends them in one write."""

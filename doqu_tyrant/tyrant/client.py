@@ -23,318 +23,31 @@ Return and error conventions:
 
 from __future__ import annotations
 
-import select
-import socket
-import time
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
 
 from . import commands as c
 from . import indexes as ix
 from . import kinds as k
 from . import protocol as p
+from .connection import Connection
 from .errors import (
-    ERECV,
     TyrantCommandError,
     TyrantConnectError,
     TyrantConnectionError,
     TyrantError,
-    TyrantProtocolError,
-    TyrantTimeout,
 )
+from .options import DEFAULT_PORT, check_host, check_port, client_options, parse_url
 from .pool import ConnectionPool
 from .query import Query
 from .table import Table
 
 __all__ = ["Connection", "Tyrant", "Table", "Pipeline", "DEFAULT_PORT", "parse_url"]
 
-DEFAULT_PORT = 1978
 T = TypeVar("T")
 
-_RECV_SIZE = 262144
-_SEND_CHUNK = 1 << 20
-_EMPTY = bytearray()
 _ITERNEXT = p.encode_simple(p.ITERNEXT)
-_PUTNR = p.PUTNR
-_OK_NONE = p.Reply(True, None)
-_decode_reply = p.decode_reply
-_monotonic = time.monotonic
 _ITERINIT = p.encode_simple(p.ITERINIT)
-
-
-def parse_url(url: str) -> tuple[str, int, dict[str, Any]]:
-    """``tyrant://host:port?timeout=5&pool_size=4`` → (host, port, options)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("tyrant", "tt", ""):
-        raise ValueError(f"not a tyrant:// URL: {url!r}")
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or DEFAULT_PORT
-    options: dict[str, Any] = {}
-    for name, values in parse_qs(parts.query).items():
-        value = values[-1]
-        if name in ("timeout", "connect_timeout", "pool_timeout", "health_check_interval"):
-            options[name] = None if value.lower() == "none" else float(value)
-        elif name == "pool_size":
-            options[name] = int(value)
-        elif name == "retry_reads":
-            options[name] = value.lower() in ("1", "true", "yes", "on")
-        else:
-            raise ValueError(f"unknown option {name!r} in {url!r}")
-    return host, port, options
-
-
-class Connection:
-    """One TCP connection to a Tyrant server, opened lazily.
-
-    A request goes out as one ``sendall`` of one frame; replies are decoded
-    from a preallocated receive buffer. After a timeout, a protocol error or
-    any interruption mid-exchange the socket is closed (never reused: the
-    stream could be out of step) and the next request reconnects.
-    A socket left idle longer than ``health_check_interval`` seconds is
-    checked before use, so a server restart does not cost a failed request.
-    """
-
-    __slots__ = ("host", "port", "timeout", "connect_timeout", "health_check_interval",
-                 "_sock", "_decoder", "_buf", "_view", "_last_used")
-
-    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 timeout: float | None = None, connect_timeout: float | None = None,
-                 health_check_interval: float = 0.05) -> None:
-        self.host = host
-        self.port = port
-        self.timeout = timeout
-        self.connect_timeout = timeout if connect_timeout is None else connect_timeout
-        self.health_check_interval = health_check_interval
-        self._sock: socket.socket | None = None
-        self._decoder = p.ReplyDecoder()
-        self._buf = _EMPTY  # allocated on first connect
-        self._view = memoryview(_EMPTY)
-        self._last_used = 0.0
-
-    def __repr__(self) -> str:
-        state = "open" if self._sock is not None else "closed"
-        return f"<Connection {self.host}:{self.port} {state}>"
-
-    @property
-    def connected(self) -> bool:
-        return self._sock is not None
-
-    def connect(self) -> socket.socket:
-        """Open the socket (closing any previous one)."""
-        self.close()
-        try:
-            sock = socket.create_connection((self.host, self.port), self.connect_timeout)
-        except TimeoutError:
-            err = TyrantTimeout(
-                f"connecting to {self.host}:{self.port} timed out after {self.connect_timeout} s"
-            )
-            err.request_sent = False
-            raise err from None
-        except OSError as exc:
-            raise TyrantConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:  # pragma: no cover - not a TCP socket
-            pass
-        sock.settimeout(self.timeout)
-        if not self._buf:
-            self._buf = bytearray(_RECV_SIZE)
-            self._view = memoryview(self._buf)
-        self._sock = sock
-        self._decoder = p.ReplyDecoder()
-        self._last_used = time.monotonic()
-        return sock
-
-    def close(self) -> None:
-        sock = self._sock
-        if sock is not None:
-            self._sock = None
-            try:
-                sock.close()
-            except OSError:  # pragma: no cover
-                pass
-
-    def forget(self) -> None:
-        """Drop the socket without closing it (a forked child must not touch it)."""
-        self._sock = None
-
-    def _ready_socket(self) -> socket.socket:
-        sock = self._sock
-        now = _monotonic()
-        if sock is None:
-            sock = self.connect()
-        elif now - self._last_used > self.health_check_interval:
-            sock = self._checked(sock)
-        self._last_used = now
-        return sock
-
-    def _checked(self, sock: socket.socket) -> socket.socket:
-        # Idle for a while: a readable socket now means EOF, a reset or stray
-        # bytes. Either way it is not fit for a request.
-        try:
-            readable = select.select([sock], [], [], 0)[0]
-        except (OSError, ValueError):
-            readable = [sock]
-        return self.connect() if readable else sock
-
-    def _failed(self, exc: BaseException, sent: bool) -> TyrantError:
-        self.close()
-        if isinstance(exc, TimeoutError):
-            return TyrantTimeout(
-                f"no reply from {self.host}:{self.port} within {self.timeout} s; "
-                "the connection was closed"
-            )
-        if isinstance(exc, TyrantError):
-            return exc
-        err = TyrantConnectionError(f"connection to {self.host}:{self.port} failed: {exc}")
-        err.request_sent = sent
-        return err
-
-    def _eof(self) -> TyrantConnectionError:
-        err = TyrantConnectionError(
-            f"connection to {self.host}:{self.port} closed by the server (code {ERECV})"
-        )
-        err.request_sent = True
-        return err
-
-    def request(self, frame: bytes, command: int) -> p.Reply:
-        """Send one request and return its decoded reply."""
-        sock = self._sock
-        now = _monotonic()
-        if sock is None:
-            sock = self.connect()
-        elif now - self._last_used > self.health_check_interval:
-            sock = self._checked(sock)
-        self._last_used = now
-        try:
-            sock.sendall(frame)
-        except BaseException as exc:
-            # sendall raised: the frame did not get out whole, so the server
-            # cannot have executed it.
-            raise self._failed(exc, False) from exc
-        if command == _PUTNR:
-            return _OK_NONE
-        try:
-            n = sock.recv_into(self._buf)
-            if not n:
-                raise self._eof()
-            data = self._view[:n]
-            # Fast path: the whole reply in the first chunk (stateless decode).
-            done = _decode_reply(command, data)
-            if done is not None:
-                if done[1] != n:
-                    raise TyrantProtocolError(
-                        f"{n - done[1]} bytes from the server after a complete reply")
-                return done[0]
-            decoder = self._decoder
-            decoder.expect(command)
-            decoder.feed(data)
-            reply = decoder.next_reply()
-            while reply is None:
-                n = sock.recv_into(self._buf)
-                if not n:
-                    raise self._eof()
-                decoder.feed(self._view[:n])
-                reply = decoder.next_reply()
-            if decoder.buffered:
-                raise TyrantProtocolError(
-                    f"{decoder.buffered} bytes from the server after a complete reply")
-        except BaseException as exc:
-            raise self._failed(exc, True) from exc
-        return reply
-
-    def request_many(self, frame: bytes, commands: list[int]) -> list[p.Reply]:
-        """Send several requests written as one frame; return all their replies.
-
-        The socket is non-blocking meanwhile and replies are read while the
-        frame is still going out, so a pipeline of any size cannot deadlock
-        on full socket buffers.
-        """
-        sock = self._ready_socket()
-        decoder = self._decoder
-        decoder.expect_many(commands)
-        replies: list[p.Reply] = []
-        total = len(commands)
-        view = memoryview(frame)
-        size = len(view)
-        sent = 0
-        buf = self._buf
-        try:
-            sock.setblocking(False)
-            try:
-                while True:
-                    if len(replies) < total:
-                        replies += decoder.next_replies()  # what is decodable already
-                    if sent == size and len(replies) == total:
-                        break
-                    wlist = [sock] if sent < size else []
-                    r, w, _ = select.select([sock], wlist, [], self.timeout)
-                    if not r and not w:
-                        raise TimeoutError
-                    if w:
-                        try:
-                            sent += sock.send(view[sent:sent + _SEND_CHUNK])
-                        except BlockingIOError:
-                            pass
-                    if r:
-                        try:
-                            n = sock.recv_into(buf)
-                        except BlockingIOError:
-                            continue
-                        if not n:
-                            raise self._eof()
-                        decoder.feed(self._view[:n])
-            finally:
-                sock.settimeout(self.timeout)
-            if decoder.buffered:
-                raise TyrantProtocolError(
-                    f"{decoder.buffered} bytes from the server after the last reply")
-        except BaseException as exc:
-            raise self._failed(exc, sent > 0) from exc
-        return replies
-
-    def stream(self, frame: bytes, command: int, name: str) -> Iterator[list]:
-        """Send a request with a list reply; yield its elements chunk by chunk
-        as they arrive. A failure status raises :class:`TyrantCommandError`.
-        Abandoning the iteration closes the connection (the rest of the reply
-        is still on its way)."""
-        sock = self._ready_socket()
-        try:
-            sock.sendall(frame)
-        except BaseException as exc:
-            raise self._failed(exc, False) from exc
-        decoder = self._decoder
-        decoder.expect(command)
-        done = False
-        try:
-            while True:
-                reply = decoder.next_reply()
-                if reply is not None:
-                    break
-                items = decoder.take_items()
-                if items:
-                    yield items
-                n = sock.recv_into(self._buf)
-                if not n:
-                    raise self._eof()
-                decoder.feed(self._view[:n])
-            done = True
-            if decoder.buffered:
-                raise TyrantProtocolError(
-                    f"{decoder.buffered} bytes from the server after a complete reply")
-        except GeneratorExit:
-            self.close()
-            raise
-        except BaseException as exc:
-            raise self._failed(exc, True) from exc
-        finally:
-            if not done:
-                self.close()
-        if not reply.ok:
-            raise TyrantCommandError(name)
-        if reply.value:
-            yield reply.value  # type: ignore[misc]
 
 
 class Tyrant:
@@ -362,8 +75,16 @@ class Tyrant:
         if servers is not None:
             raise TypeError(f"servers=[...] makes a failover group; {type(self).__name__} "
                             "is a single-server client")
-        self.host = host
-        self.port = int(port)
+        self.host = check_host(host)
+        self.port = check_port(port)
+        checked = client_options(
+            timeout=timeout, connect_timeout=connect_timeout, pool_size=pool_size,
+            pool_timeout=pool_timeout, retry_reads=retry_reads,
+            health_check_interval=health_check_interval,
+        )  # fmt: skip
+        timeout = checked["timeout"]
+        connect_timeout = checked["connect_timeout"]
+        health_check_interval = checked["health_check_interval"]
         self.timeout = timeout
         self.retry_reads = retry_reads
 
@@ -375,9 +96,9 @@ class Tyrant:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Tyrant:
         """A client for ``tyrant://host:port`` (query options allowed:
-        ``?timeout=5&pool_size=4``); keyword options override them.
-        ``tyrant://a:1978,b:1978`` gives a failover group
-        (:class:`~.failover.FailoverTyrant`)."""
+        ``?timeout=5&pool_size=4``, see :func:`~.options.parse_url`); keyword
+        options override the URL's. ``tyrant://a:1978,b:1978`` gives a failover
+        group (:class:`~.failover.FailoverTyrant`)."""
         from .failover import is_group_url
 
         if is_group_url(url):
@@ -416,7 +137,8 @@ class Tyrant:
                 if (exc.__class__ is TyrantConnectError
                         or (exc.request_sent and not (idempotent and self.retry_reads))):
                     raise
-                reply = conn.request(frame, command)  # once, on a fresh connection
+                # once, on a fresh connection, within the same deadline
+                reply = conn.request(frame, command, conn.deadline())
         finally:
             pool._idle.append(conn)
             if pool._waiters:

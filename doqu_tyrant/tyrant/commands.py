@@ -346,15 +346,24 @@ def _value(reply: p.Reply, name: str) -> Any:
     raise _fail(name)
 
 
+_COUNTER_FAILURES = {
+    "addint": "the record holds no 4-byte integer, or the sum overflowed to INT32_MIN",
+    "adddouble": "the record holds no 8-byte real number, or the number or the sum is NaN",
+}
+
+
 def _counter(reply: p.Reply, name: str) -> Any:
     if reply.ok:
         return reply.value
-    raise TyrantCommandError(name, EKEEP, f"{name} failed: the record holds no number of that kind "
-                             "(or the int32 sum overflowed)")
+    raise TyrantCommandError(name, EKEEP, f"{name} failed: {_COUNTER_FAILURES[name]}")
 
 
 def _mget(reply: p.Reply, _: Any) -> dict[bytes, bytes]:
-    return dict(reply.value) if reply.ok else {}  # type: ignore[call-overload]
+    # ttserver's MGET never fails; the bundled server refuses one whose reply
+    # would exceed its memory budget, which must not read as "none found".
+    if not reply.ok:
+        raise _fail("mget")
+    return dict(reply.value)  # type: ignore[call-overload]
 
 
 def _list(reply: p.Reply, _: Any) -> list[bytes]:

@@ -1,6 +1,6 @@
 """A bounded, thread-safe pool of blocking connections.
 
-The pool holds a fixed number of :class:`~.client.Connection` objects, created
+The pool holds a fixed number of :class:`~.connection.Connection` objects, created
 up front but connected lazily: a connection opens its socket on first use
 and reopens it after it was discarded. Checking one out is a lock-free
 ``deque.pop()`` in the common case; only a caller that finds the pool empty

@@ -15,7 +15,6 @@ Generators, queries and pipelines are returned unwrapped.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import time
@@ -92,6 +91,8 @@ class RetryingClient:
                         raise
                 attempt += 1
                 if self.retry_delay:
+                    import asyncio  # only async clients get here: no import for others
+
                     await asyncio.sleep(self.retry_delay)
 
         return call

@@ -17,7 +17,7 @@ import pytest
 from doqu.lookups import UnknownLookup
 from doqu_tyrant import StorageAdapter
 from doqu_tyrant.conditions import Cond
-from doqu_tyrant.tyrant import NEGATE, Op, Tyrant
+from doqu_tyrant.tyrant import NEGATE, Op, ShardedTyrant, Tyrant
 from tests.backend.models import DT, FIELDS, Item, Loose, load
 from tests.backend.models import D as Date
 
@@ -25,11 +25,19 @@ Oracle = Callable[[Item, dict[str, str]], bool]
 Data = dict[str, tuple[Item, dict[str, str]]]
 
 
-@pytest.fixture(scope="module")
-def loaded(tyrant_url: str) -> Iterator[tuple[StorageAdapter, Data]]:
-    raw = Tyrant.from_url(tyrant_url, timeout=10)
+@pytest.fixture(scope="module", params=["single", "sharded"])
+def loaded(request: pytest.FixtureRequest) -> Iterator[tuple[StorageAdapter, Data]]:
+    """The documents loaded on one server, then on three shards (the same answers)."""
+    raw: Tyrant
+    if request.param == "sharded":
+        urls = request.getfixturevalue("shard_urls")
+        raw = ShardedTyrant(urls, timeout=10)  # type: ignore[assignment]
+        db = StorageAdapter(shards=urls, timeout=10)
+    else:
+        url = request.getfixturevalue("tyrant_url")
+        raw = Tyrant.from_url(url, timeout=10)
+        db = StorageAdapter(url=url, timeout=10)
     raw.vanish()
-    db = StorageAdapter(url=tyrant_url, timeout=10)
     data = load(db, raw)
     yield db, data
     raw.vanish()

@@ -108,8 +108,6 @@ def test_put_replaces_merges_and_keeps(table, run_cli):
     assert run_cli("put", "new", "--keep", "name=X", url=url).returncode == 0
     assert client["new"] == {"name": "X"}
 
-    assert run_cli("put", "bare", url=url).returncode == 0
-    assert client["bare"] == {}
 
 
 @pytest.mark.parametrize("bad", ["novalue", "=x"])
@@ -241,7 +239,7 @@ def test_silent_server_times_out(run_cli):
 def test_bad_url(run_cli):
     done = run_cli("--url", "http://example.invalid/", "stat")
     assert done.returncode == 2
-    assert b"bad --url" in done.stderr
+    assert b"bad URL" in done.stderr and b"tyrant://HOST" in done.stderr
 
 
 def test_serve(tmp_path):
@@ -321,7 +319,9 @@ def test_put_merge_keeps_bytes_columns(table, run_cli):
     assert client.table_get(b"m", raw=True) == {b"raw": b"\x80", b"x": b"2"}
 
 
-def test_url_without_scheme(table, run_cli):
+def test_url_without_scheme_is_refused(table, run_cli):
     url, _ = table
-    done = run_cli("--url", url.removeprefix("tyrant://"), "stat", "--json")
-    assert done.returncode == 0, done.stderr
+    bare = url.removeprefix("tyrant://")
+    done = run_cli("--url", bare, "stat", "--json")
+    assert done.returncode == 2, done.stderr
+    assert f"did you mean 'tyrant://{bare}'?".encode() in done.stderr

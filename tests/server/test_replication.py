@@ -44,8 +44,9 @@ def test_slave_follows_master(tmp_path: Path, server_factory: ServerFactory) -> 
         assert m.misc(b"putlist", [b"x", b"10", b"y", b"20"]) == []
         assert m.call(p.encode_addint(b"n", 7)).ok
         assert m.call(p.encode_key(p.OUT, b"before")).ok
-        assert wait_for(lambda: s.get(b"n") == (7).to_bytes(4, "little"))
-        assert s.get(b"before") is None
+        # entries arrive in order: once the addint shows, wait for the OUT after it
+        seven = (7).to_bytes(4, "little")
+        assert wait_for(lambda: s.get(b"n") == seven and s.get(b"before") is None)
         assert [s.get(k) for k in (b"after", b"x", b"y")] == [b"2", b"10", b"20"]
         assert int(s.stat()["rts"]) > 0
         # the slave logs what it applied with the master's id as origin
