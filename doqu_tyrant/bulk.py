@@ -249,13 +249,8 @@ class _Batch:
         """One round trip of puts; the items whose generated key proved taken."""
         given = [it for it in chunk if not it.generated]
         new = [it for it in chunk if it.generated] if given else chunk
-        pipeline = self.client.pipeline()
-        if given:  # first: a generated key equal to one of these then finds it taken
-            pipeline.table_put_many([(it.key, it.data) for it in given])
-        if new:
-            pipeline.table_putkeep_many({it.key: it.data for it in new})
         try:
-            results = pipeline.execute(raise_on_error=False)
+            results = self._puts(given, new)
         except TyrantConnectionError as exc:
             self._settle_unknown(chunk)
             raise self.error(f"the connection broke while documents were on their way ({exc})",
@@ -270,14 +265,16 @@ class _Batch:
         kept: list[_Item] = []  # putkeep said no: the key is taken, or refused
         if new:
             stored = results[-1]
-            if False not in stored:
+            if all(ok is True for ok in stored):
                 self._all_stored(new)
             else:
                 for item, ok in zip(new, stored):
-                    if ok:
+                    if ok is True:
                         self._stored(item)
-                    else:
+                    elif ok is False:
                         kept.append(item)
+                    else:
+                        refused.append((item, ok))
         taken = []
         exist = self._exist([it.key for it in kept])  # type: ignore[misc]
         for item, exists in zip(kept, exist):
@@ -292,6 +289,29 @@ class _Batch:
                 f"document {first.index} of the batch ({type(first.doc).__name__}) under the "
                 f"key {first.key!r}", cause)
         return taken
+
+    def _puts(self, given: Sequence[_Item], new: Sequence[_Item]) -> list[list[Any]]:
+        """One round trip: PUT of ``given`` (first: a generated key equal to one of
+        theirs then finds it taken), PUTKEEP of ``new``; ``[put results]`` and/or
+        ``[putkeep results]`` (None or an exception; True, False or an exception).
+
+        A client whose pipelines take batches (one server, a failover group) gets
+        each as one batch; a sharded pipeline routes the records one by one.
+        """
+        pipeline = self.client.pipeline()
+        if hasattr(pipeline, "table_putkeep_many"):
+            if given:
+                pipeline.table_put_many([(it.key, it.data) for it in given])
+            if new:
+                pipeline.table_putkeep_many({it.key: it.data for it in new})
+            return pipeline.execute(raise_on_error=False)  # type: ignore[no-any-return]
+        for it in given:
+            pipeline.put(it.key, it.data)
+        for it in new:
+            pipeline.putkeep(it.key, it.data)
+        flat = pipeline.execute(raise_on_error=False)
+        parts = [flat[: len(given)]] if given else []
+        return [*parts, flat[len(given) :]] if new else parts
 
     def _exist(self, keys: list[str]) -> list[bool]:
         if not keys:
