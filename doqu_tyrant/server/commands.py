@@ -35,6 +35,7 @@ from doqu_tyrant.tyrant.protocol import (
     reply_double,
     reply_i32,
     reply_list,
+    reply_lists_of_one,
     reply_pairs,
     reply_statuses,
     reply_u32,
@@ -270,6 +271,7 @@ class Commands:
         runs: list[RunHandler | None] = [None] * 256
         for cmd in (p.PUT, p.PUTKEEP, p.PUTCAT, p.PUTNR, p.OUT, p.GET, p.VSIZ):
             runs[cmd] = _each(cmd, self.handlers[cmd])
+        runs[p.MISC] = self._misc_run()
         if self.ulog is not None:
             return runs  # every request is logged on its own
         db = self.db
@@ -298,6 +300,26 @@ class Commands:
         runs[p.PUTNR] = make_store("put", False)
         runs[p.GET] = run_get
         return runs
+
+    def _misc_run(self) -> RunHandler:
+        """The run handler of MISC (the decoder makes runs of argument-less
+        ``genuid`` calls only): without an update log, the numbers are taken
+        under one lock acquisition; any other call is executed on its own."""
+        execute = self.execute
+        genuids = None if self.ulog is not None else self.db.genuids
+
+        def run_misc(items: list[tuple], out: list[bytes]) -> None:
+            if genuids is not None and all(a[0] == b"genuid" and not a[2] for a in items):
+                uids = genuids(len(items))
+                if uids and uids[0] < 0:  # not a table
+                    out.append(REPLY_MISC_FAIL * len(uids))
+                else:
+                    out.append(reply_lists_of_one([b"%d" % uid for uid in uids]))
+                return
+            for args in items:
+                out.append(execute(Request(p.MISC, args)))
+
+        return run_misc
 
     def _client_handler(self, cmd: int, core: Handler) -> Handler:
         """The handler clients reach: logging when there is an update log; PUTNR silent."""
