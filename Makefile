@@ -26,18 +26,25 @@ demo: deps
 	PYTHONPATH=$(CURDIR) $(PYTHON) examples/demo.py
 
 # Lint, types and docs first; then the suite on the default Python, then on
-# every other supported Python found here (tools/test_pythons.py), so the
-# summary of all interpreters is the last line printed. The tests wait on
-# sockets and child processes more than they compute: two pytest-xdist workers
-# per core keep the machine busy.
-WORKERS ?= $(shell $(PYTHON) -c "import os; print(2 * len(os.sched_getaffinity(0)))")
+# every other supported Python found here (tools/test_pythons.py), side by
+# side, so the summary of all interpreters is the last line printed. The tests
+# wait on sockets and child processes more than they compute: two pytest-xdist
+# workers per core for the default run, one per core for each of the others.
+# Bytecode is written even where the environment says not to
+# (PYTHONDONTWRITEBYTECODE): without it every worker and every server or CLI
+# process the tests start compiles its modules (and pytest rewrites every test
+# module's asserts) again.
+CORES := $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)))")
+WORKERS ?= $(shell echo $$((2 * $(CORES))))
+OTHER_WORKERS ?= $(CORES)
+unexport PYTHONDONTWRITEBYTECODE
 
 test: deps venv
 	$(PY) -m ruff check doqu doqu_tyrant pyrant tests benchmarks examples tools
 	$(PY) -m mypy
 	$(PY) -m sphinx -q -W -b html docs docs/_build/html
 	$(PY) -m pytest -q -n $(WORKERS)
-	$(PY) tools/test_pythons.py --exclude $$($(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])") -- -q -n $(WORKERS)
+	$(PY) tools/test_pythons.py --jobs 3 --exclude $$($(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])") -- -q -n $(OTHER_WORKERS)
 
 # The client, pyrant, backend and CLI suites against any Tyrant server, e.g. a real
 # ttserver: TYRANT_URL=tyrant://HOST:PORT make test-external (a table
