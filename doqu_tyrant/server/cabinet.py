@@ -199,6 +199,8 @@ _fast_putcat = _undeclared("tcadbputcat")
 _fast_out = _undeclared("tcadbout")
 _fast_get = _undeclared("tcadbget")
 _fast_free = _undeclared("tcfree")  # only ever given a pointer the library returned
+_fast_rnum = _undeclared("tcadbrnum")
+_fast_size = _undeclared("tcadbsize")
 # Cabinet.putmany: (undeclared, declared) function of each store mode.
 _STORES = {
     "put": (_fast_put, _tcadbput),
@@ -672,6 +674,14 @@ class Cabinet:
         """File size, or the approximate memory use of an on-memory database."""
         with self._lock:
             return int(_tcadbsize(self._handle()))
+
+    def extent(self) -> tuple[int, int]:
+        """``(rnum(), size())`` at once, cheaply: what a full scan would cover."""
+        with self._lock:
+            adb = self._adb
+            if adb is None:
+                raise CabinetClosedError("the database is closed")
+            return _fast_rnum(adb), _fast_size(adb)
 
     def reveal(self) -> int:
         """Address of the underlying engine object (TCHDB*, TCTDB*, ...)."""

@@ -9,7 +9,7 @@ may do meanwhile is what Tokyo Cabinet allows beside it -- the job's gate
 mode (see :mod:`.gate`):
 
 * **a search** (MISC ``search``/``metasearch``) that holds a regular
-  expression, or whose table is not small (:func:`cheap`): Tokyo Cabinet
+  expression, or whose table is not small (see :data:`INLINE_WORK`): Tokyo Cabinet
   holds its reader lock for the whole search, so other reads run beside it
   (:data:`~.gate.READS`, through :meth:`.Cabinet.misc_shared`) and writes
   wait until it ends. A search with ``out`` removes what it finds: it is a
@@ -35,6 +35,7 @@ mode (see :mod:`.gate`):
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
@@ -48,14 +49,14 @@ from .commands import SLOW_MISC, Commands
 from .gate import OPEN, READS, SHUT
 from .limits import Budget, bounded_getlist, bounded_mget
 
-__all__ = ["INLINE_BYTES", "INLINE_WORK", "MANY_KEYS", "Job", "Planner", "cheap"]
+__all__ = ["EXTENT_AGE", "INLINE_BYTES", "INLINE_WORK", "MANY_KEYS", "Job", "Planner"]
 
 log = logging.getLogger("doqu_tyrant.server")
 
 #: A search runs inline when the table's records times its arguments (each
 #: a condition or setting, plus one) stay within this: a full scan of 8,192
-#: records costs a few milliseconds, about what a hand-off to a thread costs
-#: a hundred searches.
+#: records takes a few milliseconds on a shared two-core machine; a hand-off
+#: to the worker pool costs some 50 µs.
 INLINE_WORK = 8192
 #: ... and the database file is no larger than this (big values cost time too).
 INLINE_BYTES = 4 << 20
@@ -63,6 +64,12 @@ INLINE_BYTES = 4 << 20
 #: FWMKEYS limit above it -- go to the worker pool.
 MANY_KEYS = 4096
 
+#: How old the record count and size the decisions use may be, in seconds (the
+#: database grows by a few thousand records in that time at most).
+EXTENT_AGE = 0.05
+
+_MISC = p.MISC
+_monotonic = time.monotonic
 _SEARCHES = frozenset({b"search", b"metasearch"})
 _SCANS = frozenset({b"regex", b"range"})
 _BULK_WRITES = frozenset({b"putlist", b"outlist"})
@@ -79,12 +86,6 @@ class Job(NamedTuple):
     """Bytes of the memory budget set aside until it ends."""
 
 
-def cheap(db_records: int, db_bytes: int, args: int) -> bool:
-    """Whether a scan of a database of ``db_records`` records in ``db_bytes``
-    bytes, evaluating ``args`` conditions, is short enough to run inline."""
-    return db_records * (args + 1) <= INLINE_WORK and db_bytes <= INLINE_BYTES
-
-
 class Planner:
     """Decides, per request, between inline and the worker pool (one per server).
 
@@ -97,6 +98,9 @@ class Planner:
         self.db = commands.db
         self.budget = budget
         self.guarded = guarded
+        self.table = self.db.omode == ADBOTDB
+        self._last = (0, 0)
+        self._read_at = -EXTENT_AGE - 1.0
 
     # -- the decision ---------------------------------------------------------------
 
@@ -104,12 +108,18 @@ class Planner:
         """The job for ``r``, or None to answer it inline with :meth:`answer`."""
         cmd = r[0]
         commands = self.commands
-        if cmd == p.MISC:
+        if cmd == _MISC:
             name, opts, args = r[1]
+            if name in _SEARCHES:
+                if not self.table:
+                    return None  # fails at once
+                records, size = self._extent()
+                if (records * (len(args) + 1) <= INLINE_WORK and size <= INLINE_BYTES
+                        and not uses_regex(name, args)):
+                    return None
+                return self._search(r, args)
             if name in SLOW_MISC:
                 return Job(commands.gate_mode(r), partial(commands.execute, r))
-            if name in _SEARCHES:
-                return self._search(r, args)
             if name in _SCANS:
                 return self._scan(r, name, args)
             if name == b"getlist" and len(args) > MANY_KEYS:
@@ -129,9 +139,17 @@ class Planner:
             return Job(commands.gate_mode(r), partial(commands.execute, r))
         return None
 
+    def _extent(self) -> tuple[int, int]:
+        """The database's records and bytes, read at most every EXTENT_AGE s."""
+        now = _monotonic()
+        if now - self._read_at > EXTENT_AGE:
+            self._last = self.db.extent()
+            self._read_at = now
+        return self._last
+
     def _small(self, args: int) -> bool:
-        db = self.db
-        return cheap(db.rnum(), db.size(), args)
+        records, size = self._extent()
+        return records * (args + 1) <= INLINE_WORK and size <= INLINE_BYTES
 
     def _shared(self, r: Request) -> Job:
         """A long MISC read: beside other reads, unless it writes to the update log."""
@@ -140,12 +158,8 @@ class Planner:
             return Job(SHUT, partial(commands.execute, r))
         return Job(READS, partial(commands.execute_shared, r))
 
-    def _search(self, r: Request, args: list[bytes]) -> Job | None:
-        if self.db.omode != ADBOTDB:
-            return None  # not a table: fails at once
-        name = r[1][0]
-        if not uses_regex(name, args) and self._small(len(args)):
-            return None
+    def _search(self, r: Request, args: list[bytes]) -> Job:
+        """The job of a search that may take long."""
         if any(arg[:3] == b"out" for arg in args):
             return Job(SHUT, partial(self.commands.execute, r))
         return self._shared(r)
