@@ -27,13 +27,17 @@ demo: deps
 
 # Lint, types and docs first; then the suite on the default Python, then on
 # every other supported Python found here (tools/test_pythons.py), so the
-# summary of all interpreters is the last line printed.
+# summary of all interpreters is the last line printed. The tests wait on
+# sockets and child processes more than they compute: two pytest-xdist workers
+# per core keep the machine busy.
+WORKERS ?= $(shell $(PYTHON) -c "import os; print(2 * len(os.sched_getaffinity(0)))")
+
 test: deps venv
 	$(PY) -m ruff check doqu doqu_tyrant pyrant tests benchmarks examples tools
 	$(PY) -m mypy
 	$(PY) -m sphinx -q -W -b html docs docs/_build/html
-	$(PY) -m pytest -q
-	$(PY) tools/test_pythons.py --exclude $$($(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])")
+	$(PY) -m pytest -q -n $(WORKERS)
+	$(PY) tools/test_pythons.py --exclude $$($(PY) -c "import sys; print('%d.%d' % sys.version_info[:2])") -- -q -n $(WORKERS)
 
 # The client, pyrant, backend and CLI suites against any Tyrant server, e.g. a real
 # ttserver: TYRANT_URL=tyrant://HOST:PORT make test-external (a table

@@ -16,6 +16,15 @@
   the first write that succeeds on the other, median and maximum over
   ``--failovers`` kills (the killed server is restarted and catches up in
   between; the client stays where it is).
+* ``logged_writes``: pipelined PUTs and ADDINTs to one master with an update
+  log (and a replica following it), per second.
+* ``restart_after_kill`` (B+ tree only): a master with ``--records`` writes
+  made since its last commit is killed; the time until it listens again,
+  which includes applying those writes again from its update log, next to
+  the time a clean restart takes.
+
+``--kind btree`` runs them on B+ tree databases (``.tcb``, records as
+key/value pairs) instead of tables.
 """
 
 from __future__ import annotations
@@ -83,16 +92,37 @@ class Server:
         return ("127.0.0.1", self.port)
 
 
+SUFFIX = {"table": ".tct", "btree": ".tcb"}
+KIND = "table"
+
+
+def db(directory: str, name: str) -> str:
+    return os.path.join(directory, name + SUFFIX[KIND])
+
+
 def dual_master(directory: str) -> tuple[Server, Server]:
     pa, pb = free_port(), free_port()
-    a = Server(os.path.join(directory, "a.tct"), pa, "--sid", "1", "--ulog",
+    a = Server(db(directory, "a"), pa, "--sid", "1", "--ulog",
                os.path.join(directory, "alog"), "--master", f"127.0.0.1:{pb}")
-    b = Server(os.path.join(directory, "b.tct"), pb, "--sid", "2", "--ulog",
+    b = Server(db(directory, "b"), pb, "--sid", "2", "--ulog",
                os.path.join(directory, "blog"), "--master", f"127.0.0.1:{pa}")
     return a, b
 
 
+def put_records(t: Tyrant, records: int, prefix: str = "r") -> None:
+    """``records`` records, one request each, pipelined 1,000 at a time."""
+    for base in range(0, records, 1000):
+        with t.pipeline() as pipe:
+            for i in range(base, min(base + 1000, records)):
+                if KIND == "table":
+                    pipe.table_put(f"{prefix}{i}", {"name": f"user {i}", "age": str(i % 90)})
+                else:
+                    pipe.put(f"{prefix}{i}", f"user {i}")
+            pipe.execute()
+
+
 def emit(line: dict[str, object]) -> None:
+    line.setdefault("kind", KIND)
     print(json.dumps(line), flush=True)
 
 
@@ -129,21 +159,17 @@ def replication_delay(samples: int) -> None:
 
 def catch_up(records: int) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        master = Server(os.path.join(directory, "m.tct"), free_port(), "--sid", "1", "--ulog",
+        master = Server(db(directory, "m"), free_port(), "--sid", "1", "--ulog",
                         os.path.join(directory, "mlog"))
         replica: Server | None = None
         try:
             with Tyrant(*master.address, timeout=60) as m:
-                # One record per request, pipelined 1,000 at a time: the rate at
-                # which a client can feed the master the entries the replica applies.
+                # the rate at which a client can feed the master the entries the
+                # replica applies
                 start = time.perf_counter()
-                for base in range(0, records, 1000):
-                    with m.pipeline() as pipe:
-                        for i in range(base, min(base + 1000, records)):
-                            pipe.table_put(f"r{i}", {"name": f"user {i}", "age": str(i % 90)})
-                        pipe.execute()
+                put_records(m, records)
                 write_s = time.perf_counter() - start
-                replica = Server(os.path.join(directory, "r.tct"), free_port(), "--sid", "2",
+                replica = Server(db(directory, "r"), free_port(), "--sid", "2",
                                  "--master", f"127.0.0.1:{master.port}")
                 start = time.perf_counter()  # from its "listening" line
                 with Tyrant(*replica.address, timeout=60) as r:
@@ -201,15 +227,81 @@ def failover(kills: int) -> None:
             b.stop()
 
 
+def logged_writes(records: int) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        master = Server(db(directory, "m"), free_port(), "--sid", "1", "--ulog",
+                        os.path.join(directory, "mlog"))
+        replica = Server(db(directory, "r"), free_port(), "--sid", "2",
+                         "--master", f"127.0.0.1:{master.port}")
+        try:
+            with Tyrant(*master.address, timeout=60) as m:
+                put_records(m, 1000, "warm")
+                start = time.perf_counter()
+                put_records(m, records)
+                puts_s = time.perf_counter() - start
+                start = time.perf_counter()
+                for base in range(0, records, 1000):
+                    with m.pipeline() as pipe:
+                        for _ in range(min(1000, records - base)):
+                            pipe.addint("counter", 1)
+                        pipe.execute()
+                addint_s = time.perf_counter() - start
+            emit({"benchmark": "logged_writes", "records": records,
+                  "puts_per_s": round(records / puts_s, 1),
+                  "addints_per_s": round(records / addint_s, 1)})
+        finally:
+            master.stop()
+            replica.stop()
+
+
+def restart_after_kill(records: int) -> None:
+    if KIND != "btree":
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        master = Server(db(directory, "m"), free_port(), "--sid", "1", "--ulog",
+                        os.path.join(directory, "mlog"), "--commit-interval", "3600")
+        try:
+            with Tyrant(*master.address, timeout=60) as m:
+                put_records(m, records)
+            master.kill()
+            start = time.perf_counter()
+            master.start()
+            after_kill_s = time.perf_counter() - start
+            with Tyrant(*master.address, timeout=60) as m:
+                kept = m.rnum()
+            master.stop()
+            start = time.perf_counter()
+            master.start()
+            clean_s = time.perf_counter() - start
+            emit({"benchmark": "restart_after_kill", "writes_since_commit": records,
+                  "records_after_restart": kept, "seconds": round(after_kill_s, 3),
+                  "clean_restart_seconds": round(clean_s, 3)})
+        finally:
+            master.stop()
+
+
 def main() -> None:
+    global KIND
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=500)
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--failovers", type=int, default=5)
+    parser.add_argument("--kind", choices=sorted(SUFFIX), default="table")
+    parser.add_argument("--only", choices=["replication_delay", "catch_up", "failover",
+                                           "logged_writes", "restart_after_kill"],
+                        action="append", help="run only these (repeatable)")
     args = parser.parse_args()
-    replication_delay(args.samples)
-    catch_up(args.records)
-    failover(args.failovers)
+    KIND = args.kind
+    runs = {
+        "replication_delay": lambda: replication_delay(args.samples),
+        "catch_up": lambda: catch_up(args.records),
+        "failover": lambda: failover(args.failovers),
+        "logged_writes": lambda: logged_writes(args.records),
+        "restart_after_kill": lambda: restart_after_kill(args.records),
+    }
+    for name, run in runs.items():
+        if args.only is None or name in args.only:
+            run()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, M
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
-from doqu.converters import ConverterManager, ConverterNotFound, FromDb
+from doqu.converters import ConverterManager, ConverterNotFound, FromDb, ToDb
 from doqu.utils import import_object, normalize_key
 from doqu.validators import Optional as OptionalValidator
 from doqu.validators import StopValidation, ValidationError
@@ -230,6 +230,7 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
     _declared_by: ClassVar[dict[str, type]]
     _field_types: ClassVar[dict[str, type]]
     _last_reading_plan: ClassVar[tuple[Any, ...] | None] = None
+    _last_writing_plan: ClassVar[tuple[Any, ...] | None] = None
 
     _data: dict[str, Any]
     _pk: str | None
@@ -552,6 +553,24 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
         found = manager._to_db_found.get
         converter_for = manager.get_to_db
         plain = _PLAIN_TYPES
+        if not processors:
+            # Faster still: a structure field holding a value of exactly its declared
+            # class (or None) takes the converter the plan resolved for that class.
+            for name, expected, convert, convert_none in cls._writing_plan(manager):
+                value = get(name)
+                if value.__class__ is expected:
+                    record[name] = convert(value, storage)
+                elif value is None:
+                    record[name] = convert_none(None, storage)
+                else:
+                    kind = type(value)
+                    if kind not in plain and isinstance(value, (_Reference, Document)):
+                        value = value.pk
+                        kind = type(value)
+                    record[name] = (found(kind) or converter_for(kind))(value, storage)
+            if names is structure:
+                return record
+            names = [name for name in names if name not in structure]
         for name in names:
             value = get(name)
             kind = type(value)
@@ -563,6 +582,35 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
                 kind = type(value)
             record[name] = (found(kind) or converter_for(kind))(value, storage)
         return record
+
+    @classmethod
+    def _writing_plan(cls, manager: ConverterManager) -> list[tuple[str, Any, ToDb, ToDb]]:
+        """Per structure field: name, the class whose values its converter is resolved
+        for (the declared type; ``_MISSING`` for a reference or a type without a
+        converter), that converter and the one of ``None``.
+
+        Cached per class and converter manager, like :meth:`_reading_plan`; only
+        used with the stock manager, without processors or skipped conversions.
+        """
+        structure, revision = cls.structure, manager.revision
+        last = cls._last_writing_plan
+        if last is not None and last[0] is cls and last[1] is manager and last[2] == revision \
+                and last[3] is structure:
+            return last[4]  # type: ignore[no-any-return]
+        convert_none = manager.get_to_db(type(None))
+        plan: list[tuple[str, Any, ToDb, ToDb]] = []
+        for name, declared in structure.items():
+            expected: Any = _MISSING
+            convert: ToDb = convert_none  # (not called: no value's class is _MISSING)
+            if isinstance(declared, type) and not _is_reference(declared):
+                try:
+                    convert = manager.get_to_db(declared)
+                    expected = declared
+                except ConverterNotFound:
+                    pass
+            plan.append((name, expected, convert, convert_none))
+        cls._last_writing_plan = (cls, manager, revision, structure, plan)
+        return plan
 
     @classmethod
     def from_storage(

@@ -11,13 +11,15 @@ does for each document, in bulk:
    one fails, nothing is sent, and the error says which document (its
    position in the list) and which field;
 2. the generated keys for all new documents come from the table's counter
-   (``genuid``), all asked in one pipelined round trip;
-3. the records go out pipelined, a few MiB per round trip: ``putkeep`` under
-   a generated key, so that -- as with ``save()`` -- a record that someone
-   saved by hand under that number is never overwritten (such a document
-   takes the next number: the key is checked with VSIZ, and a free key
-   whose write was refused is reported as refused, not retried), ``put``
-   under a key the document already has;
+   (``genuid``), all asked in one pipelined round trip
+   (:meth:`~doqu_tyrant.tyrant.client.Tyrant.genuids`);
+3. the records go out pipelined, a few MiB per round trip, as two batches
+   (:class:`~doqu_tyrant.tyrant.commands.Batch`): ``put`` under the keys the
+   documents already have, then ``putkeep`` under the generated keys, so that
+   -- as with ``save()`` -- a record that someone saved by hand under that
+   number (or a document of the batch under that key) is never overwritten:
+   such a document takes the next number (the key is checked with VSIZ, and
+   a free key whose write was refused is reported as refused, not retried);
 4. each stored document gets its ``pk``; the keys are returned in order.
 
 A document referencing another unsaved one of the batch is written once
@@ -29,8 +31,10 @@ have their ``pk``), which were not, and which may or may not have been (a
 broken connection: the client asks the server afterwards and only keeps
 those it could not find out about as ``unknown``).
 
-Only the client's public methods are used (``pipeline``, ``getlist``,
-``index_kinds``), so the same code serves any client with the Tyrant API.
+Only the client's public methods are used (``genuids``, ``pipeline`` with
+``table_put_many`` / ``table_putkeep_many``, ``getlist``, ``index_kinds``), so
+the same code serves any client with the Tyrant API (a failover group
+included).
 """
 
 from __future__ import annotations
@@ -42,7 +46,6 @@ from doqu.backend_base import in_batch
 from doqu.document import Document
 from doqu.utils import normalize_key
 from doqu_tyrant.records import key_bytes
-from doqu_tyrant.tyrant import commands as c
 from doqu_tyrant.tyrant import protocol as p
 from doqu_tyrant.tyrant.errors import TyrantCommandError, TyrantConnectionError, TyrantError
 
@@ -84,7 +87,7 @@ class BulkWriteConnectionError(BulkWriteError, TyrantConnectionError):
 class _Item:
     """One document of the batch on its way to the server."""
 
-    __slots__ = ("doc", "index", "key", "generated", "record", "data", "waits")
+    __slots__ = ("doc", "index", "key", "generated", "record", "data", "waits", "stored")
 
     def __init__(self, doc: Document, index: int, key: str | None) -> None:
         self.doc = doc
@@ -94,62 +97,86 @@ class _Item:
         self.record: Any = None
         self.data = b""
         self.waits: list[int] = []  # ids of unsaved documents of the batch it references
+        self.stored = False
 
 
 def _items(storage: StorageAdapter, given: list[Any], keep_keys: bool) -> list[_Item]:
     """The documents and the unsaved ones they reference, dependencies first, validated."""
     items: list[_Item] = []
+    append = items.append
     seen: set[int] = set()
+    classes: set[type] = set()  # the Document classes met (isinstance of an ABC is slow)
+    count = len(given)
     for index, document in enumerate(given):
-        if not isinstance(document, Document):
-            raise TypeError(f"save_many() saves Documents; item {index} is "
-                            f"{type(document).__name__} {document!r}")
+        if document.__class__ not in classes:
+            if not isinstance(document, Document):
+                raise TypeError(f"save_many() saves Documents; item {index} is "
+                                f"{type(document).__name__} {document!r}")
+            classes.add(document.__class__)
         try:
             refs = document._unsaved_references()
         except ValueError as exc:
-            raise in_batch(exc, index, len(given)) from None
-        family = [*refs, document] if refs else (document,)
-        for doc in family:
-            if id(doc) in seen:
-                continue
-            seen.add(id(doc))
-            try:
-                doc.validate()
-            except ValueError as exc:
-                raise in_batch(exc, index, len(given)) from None
-            same = doc._storage is None or doc._storage is storage
-            item = _Item(doc, index, doc._pk if same or keep_keys else None)
-            if len(family) > 1:  # unsaved documents are referenced: their keys come first
-                item.waits = [id(v) for v in doc._data.values()
-                              if isinstance(v, Document) and v._pk is None]
-            items.append(item)
+            raise in_batch(exc, index, count) from None
+        if refs:
+            _family(storage, [*refs, document], index, count, keep_keys, seen, items)
+            continue
+        if id(document) in seen:
+            continue
+        seen.add(id(document))
+        try:
+            document.validate()
+        except ValueError as exc:
+            raise in_batch(exc, index, count) from None
+        owner = document._storage
+        append(_Item(document, index, document._pk if owner is None or owner is storage
+                     or keep_keys else None))
     return items
+
+
+def _family(storage: StorageAdapter, family: list[Document], index: int, count: int,
+            keep_keys: bool, seen: set[int], items: list[_Item]) -> None:
+    """Add a document and the unsaved ones it references (first) to ``items``."""
+    for doc in family:
+        if id(doc) in seen:
+            continue
+        seen.add(id(doc))
+        try:
+            doc.validate()
+        except ValueError as exc:
+            raise in_batch(exc, index, count) from None
+        same = doc._storage is None or doc._storage is storage
+        item = _Item(doc, index, doc._pk if same or keep_keys else None)
+        # unsaved documents are referenced: their keys come first
+        item.waits = [id(v) for v in doc._data.values()
+                      if isinstance(v, Document) and v._pk is None]
+        items.append(item)
 
 
 def _convert(storage: StorageAdapter, items: Sequence[_Item], count: int,
              kinds: dict[Any, Any] | None) -> dict[Any, Any]:
     """Records of ``items``, checked and serialised (nothing is sent but index probes)."""
     sparse: list[_Item] = []  # the records with empty values
-    serialize = c.serialize_record
+    record_data = storage._record_data
     for item in items:
         try:
-            item.record = record = storage._record(item.doc._to_storage(storage))
-            if "" in record.values():
-                sparse.append(item)
-            else:
-                item.data = serialize(record, b"")
+            item.record, data = record_data(item.doc._to_storage(storage))
         except (ValueError, TypeError) as exc:
             raise in_batch(exc, item.index, count) from None
+        item.data = data
+        if b"\0\0" in data or data[-1:] == b"\0":  # an empty value
+            sparse.append(item)
     if not sparse:
         return kinds or {}
     if kinds is None:
         empty = {name for item in sparse for name, value in item.record.items() if value == ""}
         index_kinds = getattr(storage.client, "index_kinds", None)
         kinds = index_kinds(sorted(empty, key=str)) if index_kinds else {}
+    indexable = storage._indexable
     for item in sparse:
         try:
-            item.record = storage._indexable(item.record, kinds)
-            item.data = serialize(item.record, b"")
+            record = indexable(item.record, kinds)
+            if record is not item.record:  # columns left out
+                item.record, item.data = record_data(record)
         except (ValueError, TypeError) as exc:
             raise in_batch(exc, item.index, count) from None
     return kinds
@@ -173,15 +200,13 @@ class _Batch:
         self.storage = storage
         self.client = storage.client
         self.items = items
-        self.stored: set[int] = set()
         self.unknown: list[Document] = []
 
     def error(self, message: str, cause: BaseException) -> BulkWriteError:
-        saved = [it.doc for it in self.items if id(it.doc) in self.stored]
+        saved = [it.doc for it in self.items if it.stored]
         unknown = self.unknown
         unsure = {id(doc) for doc in unknown}
-        unsaved = [it.doc for it in self.items
-                   if id(it.doc) not in self.stored and id(it.doc) not in unsure]
+        unsaved = [it.doc for it in self.items if not it.stored and id(it.doc) not in unsure]
         cls = BulkWriteConnectionError if isinstance(cause, TyrantConnectionError) \
             else BulkWriteError
         text = (f"{message}; {len(saved)} of {len(self.items)} documents were stored (see "
@@ -197,10 +222,7 @@ class _Batch:
         keys: list[str] = []
         try:
             while len(keys) < count:
-                pipeline = self.client.pipeline()
-                for _ in range(min(count - len(keys), CHUNK_COUNT)):
-                    pipeline.genuid()
-                keys.extend(str(n) for n in pipeline.execute())
+                keys += map(str, self.client.genuids(min(count - len(keys), CHUNK_COUNT)))
         except TyrantError as exc:
             raise self.error("taking generated keys failed before any of them was "
                              f"written ({exc})", exc) from exc
@@ -225,41 +247,71 @@ class _Batch:
 
     def _send(self, chunk: Sequence[_Item]) -> list[_Item]:
         """One round trip of puts; the items whose generated key proved taken."""
-        pipeline = self.client.pipeline()
-        for item in chunk:
-            if item.generated:
-                pipeline.putkeep(item.key, item.data)
-            else:
-                pipeline.put(item.key, item.data)
+        given = [it for it in chunk if not it.generated]
+        new = [it for it in chunk if it.generated] if given else chunk
         try:
-            results = pipeline.execute(raise_on_error=False)
+            results = self._puts(given, new)
         except TyrantConnectionError as exc:
             self._settle_unknown(chunk)
             raise self.error(f"the connection broke while documents were on their way ({exc})",
                              exc) from exc
-        kept: list[tuple[int, _Item]] = []  # putkeep said no: the key is taken, or refused
-        refused: list[tuple[int, _Item, BaseException]] = []
-        for position, (item, result) in enumerate(zip(chunk, results)):
-            if isinstance(result, BaseException):
-                refused.append((position, item, result))
-            elif result is False:
-                kept.append((position, item))
+        refused: list[tuple[_Item, BaseException]] = []
+        if given:
+            for item, result in zip(given, results[0]):
+                if result is None:
+                    self._stored(item)
+                else:
+                    refused.append((item, result))
+        kept: list[_Item] = []  # putkeep said no: the key is taken, or refused
+        if new:
+            stored = results[-1]
+            if all(ok is True for ok in stored):
+                self._all_stored(new)
             else:
-                self._stored(item)
+                for item, ok in zip(new, stored):
+                    if ok is True:
+                        self._stored(item)
+                    elif ok is False:
+                        kept.append(item)
+                    else:
+                        refused.append((item, ok))
         taken = []
-        exist = self._exist([it.key for _, it in kept])  # type: ignore[misc]
-        for (position, item), exists in zip(kept, exist):
+        exist = self._exist([it.key for it in kept])  # type: ignore[misc]
+        for item, exists in zip(kept, exist):
             if exists:
                 taken.append(item)
             else:
-                refused.append((position, item, TyrantCommandError("putkeep")))
+                refused.append((item, TyrantCommandError("putkeep")))
         if refused:
-            _, first, cause = min(refused, key=lambda entry: entry[0])
+            first, cause = min(refused, key=lambda entry: entry[0].index)
             raise self.error(
                 f"the server refused to store {len(refused)} documents, the first being "
                 f"document {first.index} of the batch ({type(first.doc).__name__}) under the "
                 f"key {first.key!r}", cause)
         return taken
+
+    def _puts(self, given: Sequence[_Item], new: Sequence[_Item]) -> list[list[Any]]:
+        """One round trip: PUT of ``given`` (first: a generated key equal to one of
+        theirs then finds it taken), PUTKEEP of ``new``; ``[put results]`` and/or
+        ``[putkeep results]`` (None or an exception; True, False or an exception).
+
+        A client whose pipelines take batches (one server, a failover group) gets
+        each as one batch; a sharded pipeline routes the records one by one.
+        """
+        pipeline = self.client.pipeline()
+        if hasattr(pipeline, "table_putkeep_many"):
+            if given:
+                pipeline.table_put_many([(it.key, it.data) for it in given])
+            if new:
+                pipeline.table_putkeep_many({it.key: it.data for it in new})
+            return pipeline.execute(raise_on_error=False)  # type: ignore[no-any-return]
+        for it in given:
+            pipeline.put(it.key, it.data)
+        for it in new:
+            pipeline.putkeep(it.key, it.data)
+        flat = pipeline.execute(raise_on_error=False)
+        parts = [flat[: len(given)]] if given else []
+        return [*parts, flat[len(given) :]] if new else parts
 
     def _exist(self, keys: list[str]) -> list[bool]:
         if not keys:
@@ -274,17 +326,23 @@ class _Batch:
 
     def _stored(self, item: _Item) -> None:
         item.doc._saved(self.storage, item.key, item.record)  # type: ignore[arg-type]
-        self.stored.add(id(item.doc))
+        item.stored = True
+
+    def _all_stored(self, items: Sequence[_Item]) -> None:
+        storage = self.storage
+        for item in items:
+            item.doc._saved(storage, item.key, item.record)  # type: ignore[arg-type]
+            item.stored = True
 
     def _settle_unknown(self, chunk: Sequence[_Item]) -> None:
         """After a broken connection: ask which records of ``chunk`` are stored."""
         try:
             found = self.client.getlist([key_bytes(it.key) for it in chunk], raw=True)
         except TyrantError:
-            self.unknown.extend(it.doc for it in chunk)
+            self.unknown.extend(it.doc for it in chunk if not it.stored)
             return
         for item in chunk:
-            if found.get(key_bytes(item.key)) == p.unpack_record(item.data):
+            if not item.stored and found.get(key_bytes(item.key)) == p.unpack_record(item.data):
                 self._stored(item)
 
 
@@ -312,8 +370,9 @@ def save_many(storage: StorageAdapter, documents: Iterable[Document],
         batch.write(ready)
         if not waiting:
             break
-        ready = [it for it in waiting if all(w in batch.stored for w in it.waits)]
-        waiting = [it for it in waiting if not all(w in batch.stored for w in it.waits)]
+        stored = {id(it.doc) for it in items if it.stored}
+        ready = [it for it in waiting if all(w in stored for w in it.waits)]
+        waiting = [it for it in waiting if not all(w in stored for w in it.waits)]
         _convert(storage, ready, len(given), kinds)  # now with the keys they reference
     if waiting:  # pragma: no cover - references form no cycle (checked when collected)
         raise RuntimeError("save_many: documents wait for references that were not saved")

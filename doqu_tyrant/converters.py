@@ -94,6 +94,12 @@ def decimal_to_text(value: Decimal) -> str:
     compare nor order them as numbers; so is a Decimal whose first digit is
     more than :data:`MAX_DECIMAL_TEXT` places from the decimal point.
     """
+    if value.__class__ is Decimal and value.is_finite():
+        # str() is positional exactly when format(value, "f") has the same text (an
+        # exponent <= 0 and adjusted() >= -6), and is twice as fast.
+        text = str(value)
+        if "E" not in text and len(text) < MAX_DECIMAL_TEXT:
+            return text
     if value.is_finite() and -MAX_DECIMAL_TEXT < value.adjusted() < MAX_DECIMAL_TEXT:
         return format(value, "f")
     if not value.is_finite():
@@ -228,11 +234,15 @@ def _bool_to_db(value: bool, storage: Any) -> str:
 
 @converter_manager.to_db(int)
 def _int_to_db(value: int, storage: Any) -> str:
-    return str(int(value))
+    return str(value) if value.__class__ is int else str(int(value))
 
 
 @converter_manager.to_db(float)
 def _float_to_db(value: float, storage: Any) -> str:
+    if value.__class__ is float:
+        text = repr(value)
+        if "e" not in text and "n" not in text:  # what float_to_text does first, inline
+            return text
     return float_to_text(float(value))
 
 

@@ -35,6 +35,7 @@ from doqu_tyrant.lookups import lookup_manager
 from doqu_tyrant.query import QueryAdapter
 from doqu_tyrant.records import decode_pairs, key_bytes, key_text, parse_serialized
 from doqu_tyrant.tyrant.client import Tyrant
+from doqu_tyrant.tyrant.commands import serialize_record, serialize_text_record
 from doqu_tyrant.tyrant.errors import TyrantCommandError, TyrantError
 from doqu_tyrant.tyrant.failover import FailoverTyrant, is_group_url, servers_list, split_url
 from doqu_tyrant.tyrant.indexes import ORDERED, UNKNOWN, TableIndexes
@@ -463,6 +464,15 @@ class StorageAdapter(BaseStorageAdapter):
                 )
             record[name] = value
         return record
+
+    def _record_data(self, data: Mapping[Any, Any]) -> tuple[Mapping[Any, Any], bytes]:
+        """:meth:`_record` of ``data`` and the record serialised (spec §5.1): a
+        record of valid text is checked and serialised in one pass."""
+        serialized = serialize_text_record(data) if data else None
+        if serialized is not None:
+            return data, serialized  # (what _record returns for it: it is all text)
+        record = self._record(data)
+        return record, serialize_record(record, b"")
 
     def _indexable(self, record: Mapping[Any, Any],
                    kinds: Mapping[Any, str | None] | None = None) -> Mapping[Any, Any]:

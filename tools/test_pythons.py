@@ -99,7 +99,7 @@ def main() -> int:
         print(f"-- Python {version} ({python}): running the suite", flush=True)
         started = time.monotonic()
         rc = subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pytest", "-q", *args.pytest_args],
+            [str(venv / "bin" / "python"), "-m", "pytest", *(args.pytest_args or ["-q"])],
             cwd=ROOT,
         ).returncode
         took = time.monotonic() - started

@@ -25,6 +25,7 @@ from doqu_tyrant.tyrant import protocol as p
 from doqu_tyrant.tyrant.options import check_count, check_host, check_port, check_seconds
 
 from .acceptor import Acceptor
+from .checkpoint import Checkpoint
 from .clocale import use_c_locale
 from .commands import Commands, Handler
 from .connection import Connection
@@ -351,10 +352,18 @@ class Server:
             )  # fmt: skip
             engine = Engine(loop, executor, commands, self.max_length, self.frame_timeout,
                             self.limits)
-            commands.recover()  # before any request: complete an interrupted logged write
             rts = RtsFile(self.rts_path) if self.rts_path is not None else None
             replicator = Replicator(commands, loop, executor, rts)
-            replicator.recover()  # before any request: complete a half-applied entry
+            replicator.load()
+            # Before any request: a B+ tree rolled back by a kill gets its log's
+            # newer entries again (or its replication position from its last
+            # commit); then an interrupted logged write and a half-applied
+            # replicated entry are completed, and the result committed.
+            checkpoint = Checkpoint(db, commands, replicator)
+            committed = checkpoint.recover()
+            commands.recover()
+            replicator.recover(committed)
+            checkpoint.commit()
             commands.on_setmst = replicator.set_master
             commands.allow_setmst = self.allow_setmst
             if ulog is not None:

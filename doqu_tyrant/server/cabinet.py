@@ -977,6 +977,16 @@ class Cabinet:
                 return -1
             return int(_tctdbgenuid(_tcadbreveal(adb)))
 
+    def genuids(self, count: int) -> list[int]:
+        """:meth:`genuid` ``count`` times in a row, under one lock acquisition."""
+        with self._lock:
+            adb = self._handle()
+            if not self._table:
+                return [-1] * count
+            tdb = _tcadbreveal(adb)
+            genuid = _tctdbgenuid
+            return [genuid(tdb) for _ in range(count)]
+
     @staticmethod
     def _misc(adb: ctypes.c_void_p, name: bytes, args: Sequence[bytes]) -> list[bytes] | None:
         with _Args(args) as lst:

@@ -35,6 +35,7 @@ from doqu_tyrant.tyrant.protocol import (
     reply_double,
     reply_i32,
     reply_list,
+    reply_lists_of_one,
     reply_pairs,
     reply_statuses,
     reply_u32,
@@ -137,7 +138,9 @@ class Commands:
         #: SETMST makes this server connect wherever a client says and apply
         #: what it is sent there: refused unless the operator allowed it.
         self.allow_setmst = False
-        self._wlock = threading.Lock()
+        # re-entrant: a B+ tree's commit points take it too (see :mod:`.checkpoint`),
+        # and SYNC, OPTIMIZE, VANISH are commit points reached while it is held
+        self._wlock = threading.RLock()
         self.gate = Gate()
         """Holds database requests back while a long command runs (:mod:`.gate`)."""
         db_path = os.fsdecode(db.path)
@@ -273,6 +276,7 @@ class Commands:
         runs: list[RunHandler | None] = [None] * 256
         for cmd in (p.PUT, p.PUTKEEP, p.PUTCAT, p.PUTNR, p.OUT, p.GET, p.VSIZ):
             runs[cmd] = _each(cmd, self.handlers[cmd])
+        runs[p.MISC] = self._misc_run()
         if self.ulog is not None:
             return runs  # every request is logged on its own
         db = self.db
@@ -301,6 +305,26 @@ class Commands:
         runs[p.PUTNR] = make_store("put", False)
         runs[p.GET] = run_get
         return runs
+
+    def _misc_run(self) -> RunHandler:
+        """The run handler of MISC (the decoder makes runs of argument-less
+        ``genuid`` calls only): without an update log, the numbers are taken
+        under one lock acquisition; any other call is executed on its own."""
+        execute = self.execute
+        genuids = None if self.ulog is not None else self.db.genuids
+
+        def run_misc(items: list[tuple], out: list[bytes]) -> None:
+            if genuids is not None and all(a[0] == b"genuid" and not a[2] for a in items):
+                uids = genuids(len(items))
+                if uids and uids[0] < 0:  # not a table
+                    out.append(REPLY_MISC_FAIL * len(uids))
+                else:
+                    out.append(reply_lists_of_one([b"%d" % uid for uid in uids]))
+                return
+            for args in items:
+                out.append(execute(Request(p.MISC, args)))
+
+        return run_misc
 
     def _client_handler(self, cmd: int, core: Handler) -> Handler:
         """The handler clients reach: logging when there is an update log; PUTNR silent."""
@@ -373,9 +397,23 @@ class Commands:
         log.warning("update log: completed the write (command 0x%02x) the server was making "
                     "when it stopped", decoded[0][0])
 
+    def reapply(self, r: Request) -> bool:
+        """Apply a request of this server's own update log again, without
+        logging it (the start-up replay of :mod:`.checkpoint`)."""
+        core = self._core.get(r[0])
+        if core is None or r[0] not in ulogmod.LOGGABLE:
+            return False
+        with self._wlock:
+            try:
+                return core(r)[0] == 0
+            except Exception:
+                log.exception("replaying command 0x%02x failed", r[0])
+                return False
+
     @property
-    def write_lock(self) -> threading.Lock:
-        """Held while a logged write and its update-log entry are made."""
+    def write_lock(self) -> threading.RLock:
+        """Held while a logged write and its update-log entry are made, while a
+        replicated entry and its bookkeeping are, and by a B+ tree's commits."""
         return self._wlock
 
     # -- entry points -----------------------------------------------------------------

@@ -27,23 +27,32 @@ in ``docs/server.rst``):
 
 Hash databases and table rows need neither: each write reaches the file
 mapping before it is acknowledged, and a kill -9 leaves the file consistent.
-A fixed-length database keeps its records too, but its record count and id
-range (kept in the header) are those of the last SYNC or clean close; that is
-left as it is.
+A fixed-length database keeps its records too, but its header's record count
+and ID range are those of the last SYNC or clean close: after an unclean
+shutdown they are recounted from the records before the file is opened
+(:mod:`.fixedlen`).
+
+A B+ tree's commits can also record where the server stood
+(:meth:`DurableCabinet.stamp_commits`): up to 64 bytes written into the
+header's user region (the half of Tokyo Cabinet's *opaque* field the library
+leaves to its users) just before each commit, so that they are committed, or
+rolled back, with the data they describe (see :mod:`.checkpoint`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, cast
 
 from . import cabinet as c
-from . import paths
+from . import fixedlen, paths
 from .cabinet import ADBOBDB, ADBOFDB, ADBOHDB, ADBOTDB, Cabinet
 from .preflight import optimize_problem
 
@@ -71,6 +80,13 @@ _KEPT_ON_REOPEN = frozenset({"_lock", "_drained", "_shared", "_wanted", "_scanni
                              "_sizep", "_name", "__weakref__"})
 # misc functions that rewrite the whole database: commit points
 _WHOLE_DB_MISC = frozenset({b"sync", b"optimize", b"vanish", b"cacheclear"})
+# the B+ tree header's user region (the library uses the first half of its opaque field)
+_tcbdbopaque = c._lib["tcbdbopaque"]
+_tcbdbopaque.restype = ctypes.c_void_p
+_tcbdbopaque.argtypes = [ctypes.c_void_p]
+STAMP_SIZE = 64
+_NO_STAMP: Callable[[], bytes] = bytes
+_UNLOCKED: AbstractContextManager[object] = contextlib.nullcontext()
 
 
 def open_database(db: paths.DatabasePath) -> DurableCabinet:
@@ -88,17 +104,23 @@ class DurableCabinet(Cabinet):
     """
 
     __slots__ = ("_tran", "_copying", "_recover_later", "_files_base", "_probe", "recoveries",
-                 "rebuild_seconds")  # fmt: skip
+                 "rebuild_seconds", "unclean", "committed_stamp", "_stamp", "_outer")  # fmt: skip
 
     def __init__(self, name: str | bytes | os.PathLike[str]) -> None:
         self._tran = False
         self._copying = 0
         self._recover_later = False
         self._probe: tuple[Any, ctypes.c_void_p] | None = None
+        self._stamp = _NO_STAMP
+        self._outer = _UNLOCKED
         self.recoveries = 0
         """How often the database was reopened after a fatal error."""
         self.rebuild_seconds: float | None = None
         """Time the start-up index rebuild took (None: no rebuild was needed)."""
+        self.unclean = False
+        """Whether the last writer did not close the file (a kill, a crash)."""
+        self.committed_stamp = b""
+        """A B+ tree's stamp of its last commit as opened (see :meth:`stamp_commits`)."""
         raw = os.fsencode(name)
         path, params = c._parse_open_name(raw)
         self._files_base = b"" if path in (b"*", b"+", b"") else os.path.abspath(path)
@@ -115,8 +137,11 @@ class DurableCabinet(Cabinet):
             if fatal:
                 log.warning("%s was marked fatal by an earlier run; its indexes are rebuilt",
                             os.fsdecode(path))
+            if unclean and _file_type(path) == fixedlen.FIXED_TYPE:
+                fixedlen.recount(path)
         super().__init__(raw)
         self._set_probe()
+        self.unclean = unclean
         if not writer:
             return
         if self._is_fatal():  # left set by a writer that died: reopen, which clears it
@@ -127,7 +152,40 @@ class DurableCabinet(Cabinet):
         if self._table and (unclean or fatal) and self._indexes:
             self._rebuild_indexes()
         if self._omode in _TRANSACTIONAL:
+            self.committed_stamp = self._read_stamp()
             self._tran = bool(c._tcadbtranbegin(self._handle()))
+
+    # -- stamps ---------------------------------------------------------------------------
+
+    def stamp_commits(self, stamp: Callable[[], bytes],
+                      lock: AbstractContextManager[object]) -> None:
+        """Write ``stamp()`` (at most :data:`STAMP_SIZE` bytes) into the header
+        of a :attr:`transactional` database at every commit point, just
+        before the commit: it is committed, or rolled back by a kill, together
+        with the writes it describes. Every commit point takes ``lock`` first
+        (re-entrant, taken before the database's own lock), so that ``stamp``
+        sees a state no write is halfway through."""
+        self._stamp = stamp
+        self._outer = lock
+
+    def _read_stamp(self) -> bytes:
+        bdb = c._tcadbreveal(self._handle())
+        region = _tcbdbopaque(bdb) if bdb else None
+        return ctypes.string_at(region, STAMP_SIZE) if region else b""
+
+    def _write_stamp(self) -> None:
+        """Put the current stamp into the header (lock held; a no-op without one)."""
+        if self._stamp is _NO_STAMP or self._adb is None:
+            return
+        try:
+            data = self._stamp()[:STAMP_SIZE]
+        except Exception:  # an empty stamp: recovery then assumes nothing
+            log.exception("cannot stamp the commit of %s", os.fsdecode(self._name))
+            data = b""
+        bdb = c._tcadbreveal(self._adb)
+        region = _tcbdbopaque(bdb) if bdb else None
+        if region:
+            ctypes.memmove(region, data.ljust(STAMP_SIZE, b"\0"), STAMP_SIZE)
 
     # -- commit points ------------------------------------------------------------------
 
@@ -139,7 +197,7 @@ class DurableCabinet(Cabinet):
     def commit(self) -> bool:
         """Make every acknowledged write survive a kill -9 (no fsync); a no-op
         unless :attr:`transactional`."""
-        with self._lock:
+        with self._outer, self._lock:
             if not self._tran:
                 return True
             ok = self._suspend()
@@ -147,18 +205,23 @@ class DurableCabinet(Cabinet):
             return ok
 
     def _suspend(self) -> bool:
-        """Commit the standing transaction (lock held); it stays closed until
-        :meth:`_resume`."""
+        """Commit the standing transaction, stamped (lock held); it stays
+        closed until :meth:`_resume`."""
         if not self._tran or self._adb is None:
             return True
         self._tran = False
+        self._write_stamp()
         if c._tcadbtrancommit(self._adb):
             return True
         self._recover(rebuild=False)  # the commit is lost: back to the previous one
         return False
 
-    def _resume(self) -> None:
+    def _resume(self, stamp: bool = True) -> None:
+        """Open the next transaction; ``stamp``: write the stamp first (VANISH
+        clears the header's user region, outside any transaction)."""
         if self._omode in _TRANSACTIONAL and not self._tran and self._adb is not None:
+            if stamp:
+                self._write_stamp()
             self._tran = bool(c._tcadbtranbegin(self._adb))
             if not self._tran:
                 self._on_failure()
@@ -167,7 +230,7 @@ class DurableCabinet(Cabinet):
 
     def sync(self) -> bool:
         """Commit, then flush to the device (``tcadbsync``)."""
-        with self._lock:
+        with self._outer, self._lock:
             ok = self._suspend()
             ok = bool(c._tcadbsync(self._handle())) and ok
             self._resume()
@@ -179,7 +242,7 @@ class DurableCabinet(Cabinet):
     def optimize(self, params: str | bytes = b"") -> bool:
         """Rebuild the file (``tcadboptimize``) unless it would fail for want of
         room or permission, which would leave the engine fatal."""
-        with self._lock:
+        with self._outer, self._lock:
             problem = optimize_problem(self)
             if problem is not None:
                 log.warning("OPTIMIZE refused: %s", problem)
@@ -190,7 +253,7 @@ class DurableCabinet(Cabinet):
             return self._checked(ok)
 
     def vanish(self) -> bool:
-        with self._lock:
+        with self._outer, self._lock:
             ok = self._suspend()
             ok = super().vanish() and ok
             self._resume()
@@ -204,7 +267,7 @@ class DurableCabinet(Cabinet):
         """
         raw = os.fsencode(path)
         shared = self._omode in (ADBOHDB, ADBOTDB)
-        with self._lock:
+        with self._outer, self._lock:
             ok = self._suspend()
             adb = self._handle()
             if not shared:
@@ -228,7 +291,7 @@ class DurableCabinet(Cabinet):
         raw = name.encode() if isinstance(name, str) else name
         if raw not in _WHOLE_DB_MISC:
             return super().misc(raw, args)
-        with self._lock:
+        with self._outer, self._lock:
             if raw == b"optimize":
                 problem = optimize_problem(self)
                 if problem is not None:
@@ -243,7 +306,7 @@ class DurableCabinet(Cabinet):
             return result if committed or raw != b"sync" else None
 
     def close(self) -> bool:
-        with self._lock:
+        with self._outer, self._lock:
             if self._adb is None:
                 return True
             ok = self._suspend()
@@ -328,7 +391,7 @@ class DurableCabinet(Cabinet):
         self.recoveries += 1
         if rebuild and self._table and self._indexes:
             self._rebuild_indexes()
-        self._resume()
+        self._resume(stamp=False)  # rolled back to the last commit, and to its stamp
 
     # -- start-up recovery ----------------------------------------------------------------
 
@@ -386,6 +449,16 @@ class DurableCabinet(Cabinet):
 
 
 # -- file headers ------------------------------------------------------------------------
+
+
+def _file_type(path: bytes) -> int | None:
+    """The database type byte of a Tokyo Cabinet file's header."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(33)
+    except OSError:
+        return None
+    return head[32] if len(head) > 32 and head.startswith(_MAGIC) else None
 
 
 def _read_flags(path: bytes) -> int | None:

@@ -89,21 +89,37 @@ class Replicator:
         self.seq = 0  # entries applied (numbers the pending records)
         self._skip_ts = 0  # after a (re)connection: entries the master resends
         self._skip_left = 0
-        self._lock: threading.Lock = commands.write_lock
+        self._lock: threading.RLock = commands.write_lock
+        self._pending: Pending | None = None
 
     # -- start-up -----------------------------------------------------------------------
 
-    def recover(self) -> None:
-        """Read the position file; complete an entry a crash left half-applied.
+    def load(self) -> None:
+        """Read the position file. Raises :class:`~.rts.RtsError` for a file
+        that is not a position file."""
+        if self.rts is not None:
+            self.position, self.seq, self._pending = self.rts.load()
 
-        Runs before the server takes requests. Raises :class:`~.rts.RtsError`
-        for a file that is not a position file.
+    def recover(self, committed: tuple[Position, int] | None = None) -> None:
+        """Complete an entry a crash left half-applied (after :meth:`load`).
+
+        ``committed``: the position a B+ tree database was rolled back to (see
+        :mod:`.checkpoint`); replication resumes there instead, fetching the
+        entries since then again, and the half-applied entry, rolled back too,
+        is forgotten. Runs before the server takes requests.
         """
         if self.rts is None:
             return
-        position, seq, pending = self.rts.load()
-        self.position, self.seq = position, seq
-        if pending is not None:
+        pending, self._pending = self._pending, None
+        if committed is not None:
+            if committed != (self.position, self.seq) or pending is not None:
+                log.warning("replication: the database was rolled back to its last commit; "
+                            "resuming after ts %d instead of %d", committed[0].ts,
+                            self.position.ts)
+            self.position, self.seq = committed
+            self.rts.discard_pending()
+            self.rts.commit(self.position, self.seq)
+        elif pending is not None:
             self._complete(pending)
 
     def _complete(self, pending: Pending) -> None:

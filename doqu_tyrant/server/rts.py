@@ -183,6 +183,14 @@ class RtsFile:
         """Record the entry about to be applied (one write)."""
         self.pending.write(pending)
 
+    def discard_pending(self) -> None:
+        """Forget the pending record (its entry will be fetched again)."""
+        self.pending.close()
+        try:
+            os.truncate(self.pending.path, 0)
+        except FileNotFoundError:
+            pass
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)

@@ -171,7 +171,7 @@ class AsyncTyrant:
     async def _check(self, cmds: list[c.Cmd]) -> bool:
         """Refuse (``ValueError``, nothing sent) a spec §10 input among ``cmds``
         (see ``Tyrant._check``)."""
-        risks = [cmd.risk for cmd in cmds if cmd.__class__ is c.GuardedCmd]  # type: ignore[attr-defined]
+        risks = c.risks(cmds)
         if not risks:
             return False
         book = self.indexes
@@ -427,6 +427,26 @@ class AsyncTyrant:
 
     async def genuid(self) -> int:
         return await self._run(c.genuid())  # type: ignore[no-any-return]
+
+    async def genuids(self, count: int) -> list[int]:
+        return list(await self._run_batch(c.genuids(count)))
+
+    async def table_put_many(self, records: Mapping[Any, Any] | Iterable[tuple[Any, Any]]
+                             ) -> None:
+        await self._require_table("table_put_many")
+        await self._run_batch(c.table_put_many(records))
+
+    async def table_putkeep_many(self, records: Mapping[Any, Any] | Iterable[tuple[Any, Any]]
+                                 ) -> list[bool]:
+        await self._require_table("table_putkeep_many")
+        return list(await self._run_batch(c.table_putkeep_many(records)))
+
+    async def _run_batch(self, cmd: c.Cmd) -> c.BatchResults:
+        if not cmd.size:  # type: ignore[attr-defined]
+            return c.BatchResults()
+        pipeline = self.pipeline()
+        pipeline._cmds.append(cmd)
+        return (await pipeline.execute())[0]  # type: ignore[no-any-return]
 
     async def contains(self, key: c.Key) -> bool:
         """Whether ``key`` exists (VSIZ)."""

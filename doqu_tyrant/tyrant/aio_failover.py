@@ -187,15 +187,36 @@ class AsyncFailoverTyrant(AsyncTyrant):
             return n
         raise TyrantConnectionError("genuid: the servers kept failing while numbers were skipped")
 
+    async def genuids(self, count: int) -> list[int]:
+        """See :meth:`FailoverTyrant.genuids <.failover.FailoverTyrant.genuids>`."""
+        if not self.unique_ids or not c.genuids(count).size:  # type: ignore[attr-defined]
+            return await super().genuids(count)
+        uids = self._uids
+        for _ in range(len(self.clients) + 1):
+            numbers, member = await self._call(RETRY, "misc genuid",
+                                               lambda t: t.genuids(count))
+            need = uids.needed(member, numbers[0])
+            if need:
+                client = self.clients[member]
+                try:
+                    if need > count:
+                        await self._skip_ids(client, need - count)
+                    numbers = await client.genuids(count)
+                except BaseException as exc:
+                    if not is_failure(exc):
+                        raise
+                    self.group.failed(member, exc)
+                    continue
+            uids.taken(numbers[-1])
+            return numbers
+        raise TyrantConnectionError("genuid: the servers kept failing while numbers were skipped")
+
     @staticmethod
     async def _skip_ids(client: AsyncTyrant, count: int) -> int:
         last = 0
         while count > 0:
             step = min(count, _UID_CHUNK)
-            pipe = client.pipeline()
-            for _ in range(step):
-                pipe.genuid()
-            last = (await pipe.execute())[-1]
+            last = (await client.genuids(step))[-1]
             count -= step
         return last
 

@@ -323,6 +323,11 @@ class AsyncShardedTyrant(ShardedBase):
     async def genuid(self) -> int:
         return await self._clients[0].genuid()  # type: ignore[no-any-return]
 
+    async def genuids(self, count: int) -> list[int]:
+        """``count`` new unique numbers from the first shard's counter, in one round
+        trip."""
+        return await self._clients[0].genuids(count)  # type: ignore[no-any-return]
+
     async def kind(self) -> str:
         """The kind of database the shards hold (they must agree)."""
         known = self._kind

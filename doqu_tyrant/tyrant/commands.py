@@ -22,8 +22,10 @@ database holds are refused here at once.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import chain
+from itertools import chain, compress, repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from . import protocol as p
@@ -157,9 +159,11 @@ def column_bytes(name: object, what: str = "column name") -> bytes:
     return data
 
 
-def _fast_serialize(record: object) -> bytes | None:
-    """The serialised record when every name and value is a valid ``str``
-    (the common case, checked in bulk); None to take the careful path."""
+def serialize_text_record(record: object) -> bytes | None:
+    """The serialised record (:func:`serialize_record`) when it is a dict whose
+    every name and value is a valid ``str`` -- no NUL inside, encodable, within
+    the size limit: the common case, checked in bulk; None otherwise (the
+    careful path then decides)."""
     if type(record) is not dict or "" in record:
         return None
     try:
@@ -173,6 +177,9 @@ def _fast_serialize(record: object) -> bytes | None:
     except UnicodeEncodeError:
         return None
     return data if len(data) <= p.MAX_LENGTH else None
+
+
+_fast_serialize = serialize_text_record
 
 
 def record_args(record: object, pk: bytes) -> list[bytes]:
@@ -717,11 +724,164 @@ def setindex(column: Key, kind: int | str, *, keep: bool = False) -> Cmd:
                    Risk("setindex", setindex=((name, code),)))
 
 
-_GENUID: Cmd = (p.encode_misc(b"genuid", [], 0), p.MISC, _genuid, None, False)
+_GENUID: Cmd = (p.GENUID_FRAME, p.MISC, _genuid, None, False)
 
 
 def genuid() -> Cmd:
     return _GENUID
+
+
+# Batches -------------------------------------------------------------------
+
+
+class Batch(tuple):  # type: ignore[type-arg]
+    """Many requests of one command as one pipeline entry.
+
+    The five fields of a :data:`Cmd`: the frame holding all ``size``
+    requests, their command, a parser taking the list of their replies and
+    returning a :class:`BatchResults`, its argument, and whether they are
+    idempotent; ``risk``: a :class:`Risk` covering all of them, or None.
+    Encoding the frames in one pass and decoding the replies in one pass
+    costs a fraction of ``size`` single commands.
+    """
+
+    size: int
+    risk: Risk | None
+
+
+class BatchResults(list):  # type: ignore[type-arg]
+    """The results of a :class:`Batch`, one per request, in order; ``error`` is
+    the first failure (an exception, also in its place), None if none failed."""
+
+    error: TyrantError | None = None
+
+
+BatchParser: TypeAlias = "Callable[[list[p.Reply], Any], BatchResults]"
+
+
+def _batch(cmd: tuple[bytes, int, BatchParser, Any, bool], size: int,
+           risk: Risk | None = None) -> Cmd:
+    out = Batch(cmd)
+    out.size = size
+    out.risk = risk
+    return out  # type: ignore[return-value]
+
+
+def _genuids(replies: list[p.Reply], _: Any) -> BatchResults:
+    try:  # every reply one number: the common case, in one pass
+        return BatchResults(map(int, [reply[1][0] for reply in replies]))  # type: ignore[index]
+    except (TypeError, IndexError):
+        pass
+    results = BatchResults()
+    for reply in replies:
+        try:
+            results.append(_genuid(reply, None))
+        except TyrantError as exc:
+            results.append(exc)
+            if results.error is None:
+                results.error = exc
+    return results
+
+
+def _flags(replies: list[p.Reply], _: Any) -> BatchResults:
+    return BatchResults(map(_first, replies))
+
+
+def _statuses(replies: list[p.Reply], name: str) -> BatchResults:
+    results = BatchResults(map(_none_if_ok, replies))
+    if False in results:
+        for i, ok in enumerate(results):
+            if ok is False:
+                results[i] = exc = _fail(name)
+                if results.error is None:
+                    results.error = exc
+    return results
+
+
+def _none_if_ok(reply: p.Reply) -> None | bool:
+    return None if reply[0] else False
+
+
+_first = itemgetter(0)
+
+
+def genuids(count: int) -> Cmd:
+    """``count`` new numbers from the table's ID sequence, as one :class:`Batch`."""
+    n = _int_arg(count, "count", 0, p.MAX_COUNT)
+    return _batch((p.GENUID_FRAME * n, p.MISC, _genuids, None, False), n)
+
+
+def _table_writes(records: object, command: int, name: str, parse: BatchParser, arg: Any,
+                  idempotent: bool) -> Cmd:
+    keys: list[bytes] | None = None
+    values: list[Any] = []
+    if type(records) is dict:
+        values = list(records.values())
+        keys = _text_pks(list(records))
+    if keys is not None and set(map(type, values)) <= {bytes}:  # serialised already
+        _check_serialized(keys, values)
+    else:
+        keys, values = [], []
+        for pk, record in pairs_arg(records, "records"):
+            pkb = pk_bytes(pk, "primary key in records")
+            keys.append(pkb)
+            values.append(record if record.__class__ is bytes else serialize_record(record, pkb))
+        _check_serialized(keys, values)
+    empty: dict[bytes, bytes] = {}  # column written empty -> the first record doing so
+    nul = repeat(b"\0")
+    # The records that may hold an empty name or value (spec §5.1), found in C.
+    maybe = map(operator.or_, map(operator.or_, map(bytes.__contains__, values, repeat(b"\0\0")),
+                                  map(bytes.endswith, values, nul)),
+                map(bytes.startswith, values, nul))
+    for pkb, data in compress(zip(keys, values), maybe):
+        parts = data.split(b"\0")
+        names = parts[0::2]
+        if not all(names):
+            raise ValueError(f"record of {pkb!r}: {shown(data)} has an empty column name")
+        for column in compress(names, map(operator.not_, parts[1::2])):
+            empty.setdefault(column, pkb)
+    frame = p.encode_puts(keys, values, command)
+    risk = Risk(name, empty=tuple((pk, col) for col, pk in empty.items())) if empty else None
+    return _batch((frame, command, parse, arg, idempotent), len(keys), risk)
+
+
+def _text_pks(pks: list[Any]) -> list[bytes] | None:
+    """:func:`pk_bytes` of each of ``pks`` when all are ``str`` (checked in bulk);
+    None to check them one by one."""
+    try:
+        text = "\0".join(pks)
+    except TypeError:
+        return None
+    if not text or text.count("\0") != len(pks) - 1 or "\0\0" in text or text[0] == "\0" \
+            or text[-1] == "\0" or not text.isascii():
+        return None  # (an empty or non-ASCII key, a NUL in one: the careful path)
+    data = text.encode()
+    return data.split(b"\0") if len(data) <= p.MAX_LENGTH else None
+
+
+def _check_serialized(keys: list[bytes], values: list[bytes]) -> None:
+    """Refuse a serialised record whose names and values do not pair up."""
+    counts = list(map(bytes.count, values, repeat(b"\0")))
+    if 0 in map(int.__and__, counts, repeat(1)):
+        for pkb, data, nuls in zip(keys, values, counts):
+            if data and not nuls % 2:
+                raise ValueError(f"record of {pkb!r}: {shown(data)} is not a serialised "
+                                 "record (name\\0value\\0...: an odd number of NUL bytes)")
+
+
+def table_put_many(records: Mapping[Any, Record | bytes] | Iterable[tuple[Any, Record | bytes]]
+                   ) -> Cmd:
+    """Table records (``{pk: record}`` or pairs) each written with a binary PUT of the
+    serialised record (what :func:`table_put` stores), as one :class:`Batch`. A
+    record given as ``bytes`` is taken as serialised already (spec §5.1)."""
+    return _table_writes(records, p.PUT, "table_put_many", _statuses, "put", True)
+
+
+def table_putkeep_many(records: Mapping[Any, Record | bytes]
+                       | Iterable[tuple[Any, Record | bytes]]) -> Cmd:
+    """Like :func:`table_put_many`, with PUTKEEP: each result is whether the
+    record was stored (False: the key exists, or the server refused it)."""
+    return _table_writes(records, p.PUTKEEP, "table_putkeep_many", _flags, None, False)
 
 
 #: Builders by method name, aliases included (used by the pipelines).
@@ -735,7 +895,8 @@ BUILDERS: dict[str, Callable[..., Cmd]] = {
     "misc": misc, "table_put": table_put, "table_putkeep": table_putkeep,
     "table_putcat": table_putcat, "table_out": table_out, "table_get": table_get,
     "getlist": getlist, "putlist": putlist, "outlist": outlist, "setindex": setindex,
-    "genuid": genuid,
+    "genuid": genuid, "genuids": genuids, "table_put_many": table_put_many,
+    "table_putkeep_many": table_putkeep_many,
 }
 ALIASES: dict[str, str] = {
     "multi_get": "getlist", "multi_set": "putlist", "multi_del": "outlist",
@@ -749,33 +910,62 @@ ALIASES: dict[str, str] = {
 
 
 def pipeline_frame(cmds: list[Cmd]) -> tuple[bytes, list[int]]:
-    """All queued requests as one frame, and their command codes."""
-    return b"".join([cmd[0] for cmd in cmds]), [cmd[1] for cmd in cmds]
+    """All queued requests as one frame, and their command codes (a
+    :class:`Batch` gives its command ``size`` times)."""
+    commands: list[int] = []
+    append = commands.append
+    for cmd in cmds:
+        if cmd.__class__ is Batch:
+            commands += repeat(cmd[1], cmd.size)  # type: ignore[attr-defined]
+        else:
+            append(cmd[1])
+    return b"".join([cmd[0] for cmd in cmds]), commands
 
 
 def pipeline_results(cmds: list[Cmd], replies: list[p.Reply], raise_on_error: bool) -> list[Any]:
     """Parse each reply with its command's parser; a failure becomes its
-    exception (raised after all were parsed when ``raise_on_error``)."""
+    exception (raised after all were parsed when ``raise_on_error``). A
+    :class:`Batch` takes its ``size`` replies and gives one
+    :class:`BatchResults`."""
     results: list[Any] = []
     first_error: TyrantError | None = None
-    for cmd, reply in zip(cmds, replies):
+    pos = 0
+    for cmd in cmds:
+        if cmd.__class__ is Batch:
+            end = pos + cmd.size  # type: ignore[attr-defined]
+            batch = cmd[2](replies[pos:end], cmd[3])
+            pos = end
+            results.append(batch)
+            if first_error is None:
+                first_error = batch.error
+            continue
         try:
-            results.append(cmd[2](reply, cmd[3]))
+            results.append(cmd[2](replies[pos], cmd[3]))
         except TyrantError as exc:
             results.append(exc)
             if first_error is None:
                 first_error = exc
+        pos += 1
     if raise_on_error and first_error is not None:
         raise first_error
     return results
 
 
 def raise_first_error(results: list[Any]) -> list[Any]:
-    """``results``, unless one is a :class:`TyrantError`: then the first is raised."""
+    """``results``, unless one is a :class:`TyrantError` (or a :class:`BatchResults`
+    holding one): then the first is raised."""
     for result in results:
         if isinstance(result, TyrantError):
             raise result
+        if result.__class__ is BatchResults and result.error is not None:
+            raise result.error
     return results
+
+
+def risks(cmds: list[Cmd]) -> list[Risk]:
+    """The :class:`Risk` of every command (or batch) of ``cmds`` that carries one."""
+    return [cmd.risk for cmd in cmds  # type: ignore[attr-defined, misc]
+            if cmd.__class__ is GuardedCmd or cmd.__class__ is Batch and cmd.risk is not None]
 
 
 class PipelineBase:

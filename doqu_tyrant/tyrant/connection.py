@@ -311,16 +311,12 @@ class Connection:
         try:
             sock = self._ready(deadline)
             decoder = self._decoder
-            for command in commands:
-                decoder.expect(command)
+            decoder.expect_many(commands)
             buf = self._buf
             poll = self._poll
             while True:
-                while len(replies) < total:  # what is decodable already
-                    reply = decoder.next_reply()
-                    if reply is None:
-                        break
-                    replies.append(reply)
+                if len(replies) < total:
+                    replies += decoder.next_replies()  # what is decodable already
                 if sent == size and len(replies) == total:
                     break
                 poll.modify(sock, _POLLIN | _POLLOUT if sent < size else _POLLIN)

@@ -515,15 +515,37 @@ class FailoverTyrant(Tyrant):
             return n
         raise TyrantConnectionError("genuid: the servers kept failing while numbers were skipped")
 
+    def genuids(self, count: int) -> list[int]:
+        """``count`` new numbers in one round trip; with ``unique_ids``, each as
+        :meth:`genuid` would give it (numbers of a server the group has just
+        moved to are skipped past the gap)."""
+        if not self.unique_ids or not c.genuids(count).size:  # type: ignore[attr-defined]
+            return super().genuids(count)
+        uids = self._uids
+        for _ in range(len(self.clients) + 1):
+            numbers, member = self._call(RETRY, "misc genuid", lambda t: t.genuids(count))
+            need = uids.needed(member, numbers[0])
+            if need:  # the first number is suspect: skip, then take all anew
+                client = self.clients[member]
+                try:
+                    if need > count:
+                        self._skip_ids(client, need - count)
+                    numbers = client.genuids(count)
+                except BaseException as exc:
+                    if not is_failure(exc):
+                        raise
+                    self.group.failed(member, exc)
+                    continue
+            uids.taken(numbers[-1])
+            return numbers
+        raise TyrantConnectionError("genuid: the servers kept failing while numbers were skipped")
+
     @staticmethod
     def _skip_ids(client: Tyrant, count: int) -> int:
         last = 0
         while count > 0:
             step = min(count, _UID_CHUNK)
-            pipe = client.pipeline()
-            for _ in range(step):
-                pipe.genuid()
-            last = pipe.execute()[-1]
+            last = client.genuids(step)[-1]
             count -= step
         return last
 

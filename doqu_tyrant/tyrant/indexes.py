@@ -406,10 +406,16 @@ def learn_results(book: TableIndexes, cmds: list[c.Cmd], results: list[Any]) -> 
     """After sending: learn what successful (or failed) ``setindex`` calls changed,
     and forget columns whose refused write held an empty value."""
     for cmd, result in zip(cmds, results):
-        if cmd.__class__ is not c.GuardedCmd:
+        if cmd.__class__ is c.Batch:
+            risk = cmd.risk  # type: ignore[attr-defined]
+            if risk is None:
+                continue
+            failed = result.error is not None or False in result  # any of them
+        elif cmd.__class__ is c.GuardedCmd:
+            risk = cmd.risk  # type: ignore[attr-defined]
+            failed = isinstance(result, BaseException) or result is False
+        else:
             continue
-        risk: c.Risk = cmd.risk  # type: ignore[attr-defined]
-        failed = isinstance(result, BaseException) or result is False
         if not failed and not risk.setindex:
             continue
         for column, code in risk.setindex:

@@ -27,7 +27,8 @@ from __future__ import annotations
 import math
 import operator
 import struct
-from collections import deque
+from collections.abc import Iterable, Sequence
+from itertools import repeat
 from typing import NamedTuple
 
 from .errors import TyrantProtocolError
@@ -125,6 +126,7 @@ _HEAD_RESTORE = struct.Struct(">BBIQI")
 _HEAD_SETMST = struct.Struct(">BBIIQI")
 _HEAD_REPL = struct.Struct(">BBQI")
 _KV = struct.Struct(">II")
+_LIST_OF_ONE = struct.Struct(">BII")  # status, count 1, size
 _QQ = struct.Struct(">qq")
 _ULOG_HEAD = struct.Struct(">BQHHI")
 _REPL_ENTRY_HEAD = struct.Struct(">BQII")
@@ -208,6 +210,20 @@ def encode_put(key: bytes, value: bytes, command: int = PUT) -> bytes:
     return _HEAD2.pack(MAGIC, command, len(key), len(value)) + key + value
 
 
+def encode_puts(keys: Sequence[bytes], values: Sequence[bytes], command: int = PUT) -> bytes:
+    """``len(keys)`` PUT, PUTKEEP, PUTCAT or PUTNR requests (``keys[i]`` =
+    ``values[i]``) in one buffer: the frames of :func:`encode_put`, joined."""
+    count = len(keys)
+    if len(values) != count:
+        raise ValueError(f"{count} keys but {len(values)} values")
+    parts: list[bytes] = [b""] * (3 * count)
+    parts[0::3] = map(_HEAD2.pack, repeat(MAGIC, count), repeat(command, count), map(len, keys),
+                      map(len, values))
+    parts[1::3] = keys
+    parts[2::3] = values
+    return b"".join(parts)
+
+
 def encode_putshl(key: bytes, value: bytes, width: int) -> bytes:
     return _HEAD_PUTSHL.pack(MAGIC, PUTSHL, len(key), len(value), width) + key + value
 
@@ -269,6 +285,12 @@ def encode_misc(name: bytes, args: list[bytes], opts: int = 0) -> bytes:
         parts.append(_u32(len(arg)))
         parts.append(arg)
     return b"".join(parts)
+
+
+#: The frame of MISC ``genuid`` without arguments: ``GENUID_FRAME * n`` asks for n
+#: new numbers (a bulk save pipelines thousands of these).
+GENUID_FRAME = encode_misc(b"genuid", [], 0)
+_GENUID_ARGS: tuple[bytes, int, list[bytes]] = (b"genuid", 0, [])
 
 
 def encode_repl(ts: int, sid: int) -> bytes:
@@ -357,6 +379,8 @@ _SHAPES: dict[int, int] = {
 
 _OK_NONE = Reply(True, None)
 _FAILED = Reply(False, None)
+_STATUS_REPLIES = (_OK_NONE, _FAILED)  # by status byte
+_COUNT_SIZE_FROM = struct.Struct(">II").unpack_from  # a list reply's count and first size
 
 
 _new_reply = tuple.__new__
@@ -418,7 +442,7 @@ class ReplyDecoder:
     never parsed again, whatever the size of the chunks fed.
     """
 
-    __slots__ = ("_buf", "_pos", "_expected", "_items", "_remaining", "_shape")
+    __slots__ = ("_buf", "_pos", "_expected", "_next", "_items", "_remaining", "_shape")
 
     def __init__(self) -> None:
         # An immutable ``bytes`` while one fed chunk is being parsed (values are
@@ -426,7 +450,10 @@ class ReplyDecoder:
         # several chunks.
         self._buf: bytes | bytearray = b""
         self._pos = 0
-        self._expected: deque[int] = deque()
+        # The reply shapes announced, one byte each; ``_next`` indexes the next
+        # one due (runs of one shape are then found and decoded in C).
+        self._expected = bytearray()
+        self._next = 0
         self._items: list | None = None  # partial list reply in progress
         self._remaining = 0
         self._shape = 0
@@ -435,10 +462,26 @@ class ReplyDecoder:
         """Announce that a request with this command code was sent."""
         self._expected.append(_SHAPES[command])
 
+    def expect_many(self, commands: Iterable[int]) -> None:
+        """:meth:`expect` each of ``commands``, in order."""
+        self._expected += bytes(map(_SHAPES.__getitem__, commands))
+
     @property
     def pending(self) -> int:
         """How many announced replies have not been returned yet."""
-        return len(self._expected)
+        return len(self._expected) - self._next
+
+    def _taken(self, count: int) -> None:
+        """``count`` announced replies were returned."""
+        done = self._next + count
+        expected = self._expected
+        if done == len(expected):
+            expected.clear()
+            done = 0
+        elif done >= 65536:  # a connection that is never idle: keep the memory bounded
+            del expected[:done]
+            done = 0
+        self._next = done
 
     @property
     def buffered(self) -> int:
@@ -481,14 +524,14 @@ class ReplyDecoder:
         Raises :class:`TyrantProtocolError` on bytes that cannot be a reply;
         the connection must then be discarded.
         """
-        expected = self._expected
-        if not expected:
+        index = self._next
+        if index == len(self._expected):
             if len(self._buf) > self._pos:
                 raise TyrantProtocolError(f"{self.buffered} unexpected bytes from the server")
             return None
-        shape = expected[0]
+        shape = self._expected[index]
         if shape == _S_NONE:
-            expected.popleft()
+            self._taken(1)
             return _OK_NONE
         buf = self._buf
         pos = self._pos
@@ -521,7 +564,7 @@ class ReplyDecoder:
                     self._pos = pos + 5
                 else:
                     self._pos = pos + 1
-                expected.popleft()
+                self._taken(1)
                 if self._pos == size:
                     self._buf = b""
                     self._pos = 0
@@ -529,11 +572,86 @@ class ReplyDecoder:
             else:
                 raise TyrantProtocolError(f"invalid status byte 0x{status:02x}")
         if reply is not None:
-            expected.popleft()
+            self._taken(1)
             if self._pos == len(self._buf):
                 self._buf = b""
                 self._pos = 0
         return reply
+
+    def next_replies(self) -> list[Reply]:
+        """Every announced reply complete in the buffer, in order (``[]`` when the
+        next one needs more bytes): what calling :meth:`next_reply` until it
+        returns None gives, without raising for bytes past the announced replies.
+
+        A run of status-only replies (a pipeline of puts) is decoded in one
+        pass, and so is a run of one-element list replies (those to ``genuid``).
+        """
+        out: list[Reply] = []
+        expected = self._expected
+        while self._next < len(expected):
+            shape = expected[self._next]
+            if self._items is None and (shape == _S_STATUS or shape == _S_MISC
+                                        or shape == _S_LIST):
+                if (self._status_run(out) if shape == _S_STATUS
+                        else self._list_run(shape, out)):
+                    continue
+            reply = self.next_reply()
+            if reply is None:
+                break
+            out.append(reply)
+        return out
+
+    def _status_run(self, out: list[Reply]) -> int:
+        """Decode the status-only replies due and buffered; how many."""
+        buf = self._buf
+        pos = self._pos
+        index = self._next
+        run = self._expected[index : index + len(buf) - pos]
+        count = len(run) - len(run.lstrip(b"\0"))  # (_S_STATUS is 0)
+        if not count:
+            return 0
+        end = pos + count
+        statuses = buf[pos:end]
+        if statuses.translate(None, b"\0\1"):
+            bad = next(b for b in statuses if b > 1)
+            raise TyrantProtocolError(f"invalid status byte 0x{bad:02x}")
+        out += map(_STATUS_REPLIES.__getitem__, statuses)
+        self._taken(count)
+        if end == len(buf):
+            self._buf = b""
+            self._pos = 0
+        else:
+            self._pos = end
+        return count
+
+    def _list_run(self, shape: int, out: list[Reply]) -> int:
+        """Decode the successful one-element list replies (of ``shape``) due and
+        buffered in a row; how many (the others take the general path)."""
+        buf = self._buf
+        pos = self._pos
+        size = len(buf)
+        expected = self._expected
+        index = start = self._next
+        last = len(expected)
+        unpack = _COUNT_SIZE_FROM
+        append = out.append
+        while index < last and expected[index] == shape and pos + 9 <= size and buf[pos] == 0:
+            count, length = unpack(buf, pos + 1)
+            end = pos + 9 + length
+            if count != 1 or end > size:
+                break
+            append(_new_reply(Reply, (True, [bytes(buf[pos + 9 : end])])))
+            pos = end
+            index += 1
+        count = index - start
+        if count:
+            self._taken(count)
+            if pos == size:
+                self._buf = b""
+                self._pos = 0
+            else:
+                self._pos = pos
+        return count
 
     def _parse_value(self, shape: int, buf: bytes | bytearray, pos: int) -> Reply | None:
         avail = len(buf) - pos
@@ -815,9 +933,10 @@ class RequestDecoder:
 
     def next_batch(self) -> Request | Run | Rejected | TextLine | None:
         """Like :meth:`next_event`, but a series of complete frames of one of
-        PUT, PUTKEEP, PUTCAT, PUTNR, OUT, GET or VSIZ (a client's pipeline)
-        comes back as one :class:`Run`, each element the arguments that
-        :meth:`next_event` would have returned for that frame."""
+        PUT, PUTKEEP, PUTCAT, PUTNR, OUT, GET or VSIZ (a client's pipeline), or
+        of :data:`GENUID_FRAME`, comes back as one :class:`Run`, each element
+        the arguments that :meth:`next_event` would have returned for that
+        frame."""
         buf = self._buf
         pos = self._pos
         size = len(buf)
@@ -826,6 +945,8 @@ class RequestDecoder:
         command = buf[pos + 1]
         kind = _FAST_KIND[command]
         if not kind:
+            if command == MISC and buf.startswith(GENUID_FRAME, pos):
+                return self._genuid_run(buf, pos)
             return self.next_event()
         max_length = self.max_length
         items: list[tuple] = []
@@ -853,6 +974,18 @@ class RequestDecoder:
         if len(items) == 1:
             return _new_tuple(Request, (command, items[0]))
         return _new_tuple(Run, (command, items))
+
+    def _genuid_run(self, buf: bytes, pos: int) -> Request | Run:
+        """The run of :data:`GENUID_FRAME` frames at ``pos`` (its elements share
+        one arguments tuple, equal to what :meth:`next_event` returns)."""
+        width = len(GENUID_FRAME)
+        end = pos + width
+        while buf.startswith(GENUID_FRAME, end):
+            end += width
+        self._pos = end
+        if end == pos + width:
+            return _new_tuple(Request, (MISC, _GENUID_ARGS))
+        return _new_tuple(Run, (MISC, [_GENUID_ARGS] * ((end - pos) // width)))
 
     def _elements_ready(self, buf: bytes | bytearray, start: int) -> bool:
         """False while an MGET/MISC frame is surely incomplete (cheap, resumable).
@@ -1148,6 +1281,16 @@ def reply_list(items: list[bytes]) -> bytes:
     parts[0] = b"\x00" + _u32(n)
     parts[1::2] = map(_u32, map(len, items))  # element sizes and elements interleaved
     parts[2::2] = items
+    return b"".join(parts)
+
+
+def reply_lists_of_one(items: list[bytes]) -> bytes:
+    """The successful replies to a series of MISC (or FWMKEYS) requests that each
+    answer one element, ``items[i]``: :func:`reply_list` of each, joined."""
+    count = len(items)
+    parts: list[bytes] = [b""] * (2 * count)
+    parts[0::2] = map(_LIST_OF_ONE.pack, repeat(0, count), repeat(1, count), map(len, items))
+    parts[1::2] = items
     return b"".join(parts)
 
 

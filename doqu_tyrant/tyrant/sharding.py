@@ -424,6 +424,11 @@ class ShardedTyrant(ShardedBase):
         """A new unique number from the first shard's counter."""
         return self._clients[0].genuid()  # type: ignore[no-any-return]
 
+    def genuids(self, count: int) -> list[int]:
+        """``count`` new unique numbers from the first shard's counter, in one round
+        trip."""
+        return self._clients[0].genuids(count)  # type: ignore[no-any-return]
+
     @property
     def query(self) -> Query:
         """A query over every shard; refine with ``filter`` & co."""

@@ -106,28 +106,49 @@ class Wire:
         return self.pipeline([frame])[0]
 
     def pipeline(self, frames: list[bytes]) -> list[p.Reply]:
-        """Send several frames in one write; decoded replies in order (PUTNR included)."""
+        """Send several frames and return their decoded replies in order (PUTNR included).
+
+        Replies are read while the frames are still going out (a server that
+        stops reading a connection whose replies pile up must not deadlock
+        the test), and the timeout bounds each wait for progress, not the
+        whole exchange, so a long pipeline on a busy machine is not a hang.
+        """
         decoder = self.decoder
         request_decoder = p.RequestDecoder()
-        request_decoder.feed(b"".join(frames))
+        data = b"".join(frames)
+        request_decoder.feed(data)
         while (event := request_decoder.next_event()) is not None:
             assert isinstance(event, p.Request), event
             decoder.expect(event.command)
-        self.sock.sendall(b"".join(frames))
+        view = memoryview(data)
         replies: list[p.Reply] = []
-        deadline = time.monotonic() + self.timeout
-        while decoder.pending:
-            reply = decoder.next_reply()
-            if reply is not None:
-                replies.append(reply)
-                continue
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._readable(left):
-                raise TimeoutError(f"no complete reply after {self.timeout}s")
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            decoder.feed(chunk)
+        sock = self.sock
+        sock.setblocking(False)
+        try:
+            while decoder.pending or view:
+                reply = decoder.next_reply()
+                if reply is not None:
+                    replies.append(reply)
+                    continue
+                readable, writable, _ = select.select([sock], [sock] if view else [], [],
+                                                      self.timeout)
+                if not readable and not writable:
+                    raise TimeoutError(f"no progress for {self.timeout}s")
+                if writable:
+                    try:
+                        view = view[sock.send(view[:1 << 20]):]
+                    except BlockingIOError:
+                        pass
+                if readable:
+                    try:
+                        chunk = sock.recv(1 << 20)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        raise ConnectionError("server closed the connection")
+                    decoder.feed(chunk)
+        finally:
+            sock.settimeout(self.timeout)
         return replies
 
     # -- shortcuts ---------------------------------------------------------------------------
