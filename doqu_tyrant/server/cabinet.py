@@ -980,7 +980,7 @@ class Cabinet:
     def genuids(self, count: int) -> list[int]:
         """:meth:`genuid` ``count`` times in a row, under one lock acquisition."""
         with self._lock:
-            adb = self._handle()
+            adb = self._exclusive()
             if not self._table:
                 return [-1] * count
             tdb = _tcadbreveal(adb)

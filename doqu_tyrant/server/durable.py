@@ -200,6 +200,7 @@ class DurableCabinet(Cabinet):
         with self._outer, self._lock:
             if not self._tran:
                 return True
+            self._exclusive()  # (a commit takes the engine's write lock: no shared read runs)
             ok = self._suspend()
             self._resume()
             return ok
@@ -231,6 +232,7 @@ class DurableCabinet(Cabinet):
     def sync(self) -> bool:
         """Commit, then flush to the device (``tcadbsync``)."""
         with self._outer, self._lock:
+            self._exclusive()
             ok = self._suspend()
             ok = bool(c._tcadbsync(self._handle())) and ok
             self._resume()
