@@ -28,6 +28,14 @@ the throughput figures over sockets.
 ``--durability`` runs :mod:`benchmarks.durability`: B+ tree writes with the
 standing transaction and its commits against plain writes, the fatal-state
 check on failing calls, the start-up index rebuild of a 300,000-record table.
+
+    python benchmarks/server.py --baseline DIR [--cpu]   # this code against another's
+
+``--baseline DIR`` measures the same figures with the server code of another
+checkout (e.g. ``git archive main | tar -x -C DIR``), alternately with this
+one's, and prints this/baseline ratios (``--code DIR`` runs one measurement
+with that code). ``get_during_scans`` is the rate of one connection's GETs
+while another runs full-scan searches back to back, with the slowest GET.
 """
 
 from __future__ import annotations
@@ -43,7 +51,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+# --code DIR: the server code of another checkout (imported and started from there)
+CODE = sys.argv[sys.argv.index("--code") + 1] if "--code" in sys.argv[:-1] else str(ROOT)
+sys.path.insert(0, CODE)
 
 from doqu_tyrant.tyrant import protocol as p  # noqa: E402
 
@@ -263,6 +274,10 @@ def cpu_figures(repeats: int) -> None:
     figure("table_single_put", "request", 1000, singles, table)
     singles = [p.encode_misc(b"get", [pk], p.MISC_NOULOG) for pk in pks]
     figure("table_single_get", "request", 1000, singles, table)
+    table[0][0].commands.db.misc(b"setindex", [b"name", b"0"])
+    searches = [p.encode_misc(b"search", [b"addcond\0name\0STREQ\0user %d" % i], p.MISC_NOULOG)
+                for i in range(1000)]
+    figure("table_search_small", "request", 1000, searches, table)
 
 
 def emit(name: str, ops: int, seconds: float, url: str, **extra: object) -> None:
@@ -334,14 +349,49 @@ def bench(host: str, port: int, url: str, n: int, clients: int, records: int,
     emit("search_indexed", count, time.perf_counter() - start, url, records=records,
          results=len(reply.value))  # type: ignore[arg-type]
     conn.call(p.MISC, p.encode_misc(b"setindex", [b"name", b"9999"]))
+    get_during_scans(host, port, url, conn, records, searches)
     conn.close()
+
+
+def get_during_scans(host: str, port: int, url: str, conn: Conn, records: int,
+                     searches: int) -> None:
+    """One connection's GETs while another runs full-scan searches back to back."""
+    import threading
+
+    scan = p.encode_misc(b"search", [b"addcond\0name\0" b"0\0user%d" % (records // 2)], 1)
+    done = threading.Event()
+
+    def scanner() -> None:
+        other = Conn(host, port)
+        try:
+            for _ in range(searches):
+                other.call(p.MISC, scan)
+        finally:
+            other.close()
+            done.set()
+
+    thread = threading.Thread(target=scanner)
+    frame = p.encode_key(p.GET, b"r1")
+    gets = 0
+    slowest = 0.0
+    start = time.perf_counter()
+    thread.start()
+    while not done.is_set():
+        began = time.perf_counter()
+        if not conn.call(p.GET, frame).ok:
+            raise RuntimeError("GET missed")
+        slowest = max(slowest, time.perf_counter() - began)
+        gets += 1
+    thread.join()
+    emit("get_during_scans", gets, time.perf_counter() - start, url, scans=searches,
+         records=records, slowest_get_ms=round(slowest * 1e3, 2))
 
 
 def start_bundled(directory: str,
                   options: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str, int]:
     cmd = [sys.executable, "-m", "doqu_tyrant.server", "--port", "0", *options,
            os.path.join(directory, "bench.tct")]
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    env = dict(os.environ, PYTHONPATH=CODE)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode().strip()
@@ -382,6 +432,37 @@ def compare_safeguards(args: argparse.Namespace) -> None:
                               "rounds": args.rounds}), flush=True)
 
 
+def compare_baseline(args: argparse.Namespace) -> None:
+    """Every figure with this code and with ``args.baseline``'s, alternately, in
+    subprocesses; the best of ``rounds`` each and their ratio."""
+    argv = sys.argv[1:]
+    i = argv.index("--baseline")
+    del argv[i : i + 2]
+    best: dict[tuple[str, str], tuple[str, float]] = {}
+    for _round in range(args.rounds):
+        for who in ("this", "baseline"):
+            extra = ["--code", args.baseline] if who == "baseline" else []
+            out = subprocess.run([sys.executable, __file__, *argv, *extra], check=True,
+                                 stdout=subprocess.PIPE, text=True).stdout
+            for line in out.splitlines():
+                r = json.loads(line)
+                name = str(r["benchmark"])
+                # CPU time per unit: lower is better; throughput: higher is better
+                unit = next((k for k in r if k.startswith("cpu_us_per_")), "ops_per_sec")
+                value = float(r[unit])
+                old = best.get((who, name))
+                better = old is None or (value < old[1] if unit != "ops_per_sec"
+                                         else value > old[1])
+                if better:
+                    best[(who, name)] = (unit, value)
+    for (who, name), (unit, value) in best.items():
+        if who == "this" and ("baseline", name) in best:
+            base = best[("baseline", name)][1]
+            print(json.dumps({"benchmark": name, "unit": unit, "this": value, "baseline": base,
+                              "ratio_this_to_baseline": round(value / base, 3),
+                              "rounds": args.rounds}), flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="tyrant://HOST:PORT of a table database (else bundled)")
@@ -401,10 +482,17 @@ def main() -> int:
     parser.add_argument("--safeguards", action="store_true",
                         help="the bundled server with its memory safeguards and with them off "
                         "(--unguarded), alternately, and the ratios")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also measure the server code of the checkout DIR, alternately "
+                        "with this one's, and print this/baseline ratios (--rounds rounds)")
+    parser.add_argument("--code", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--durability", action="store_true",
                         help="only the cost of the durability safeguards "
                         "(benchmarks/durability.py)")
     args = parser.parse_args()
+    if args.baseline:
+        compare_baseline(args)
+        return 0
     if args.cpu:
         cpu_figures(args.repeats)
         return 0

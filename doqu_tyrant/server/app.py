@@ -31,7 +31,8 @@ from .commands import Commands, Handler
 from .connection import Connection
 from .durable import open_database
 from .gate import CommitTimer
-from .limits import DEFAULT_MAX_MEMORY, DEFAULT_MAX_UNSENT, Budget, Limits, bounded_mget
+from .limits import DEFAULT_MAX_MEMORY, DEFAULT_MAX_UNSENT, Budget, Limits
+from .longreads import Planner
 from .paths import parse_path
 from .replication import Replicator
 from .rts import RtsFile
@@ -91,11 +92,12 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.budget = Budget(self.limits.max_memory)
-        # The inline handlers, with MGET built within the budget; under memory
-        # pressure GET goes through the connection's size check (None here).
+        self.planner = Planner(self.commands, self.budget, self.limits.guarded)
+        # The inline handlers. MGET and FWMKEYS may take long: the planner
+        # decides (None sends them to the connection's special cases). Under
+        # memory pressure GET goes through the connection's size check.
         self.handlers: list[Handler | None] = list(self.commands.handlers)
-        if self.limits.guarded:
-            self.handlers[p.MGET] = self._mget
+        self.handlers[p.MGET] = self.handlers[p.FWMKEYS] = None
         self.pressure_handlers = list(self.handlers)
         self.pressure_handlers[p.GET] = None
         self.waiting: set[Connection] = set()
@@ -119,14 +121,6 @@ class Engine:
             event.set()
 
     # -- the memory budget ------------------------------------------------------------
-
-    def _mget(self, r: p.Request) -> bytes:
-        reply = bounded_mget(self.commands.db, r[1][0], self.budget.room())
-        if reply is None:
-            log.info("MGET of %d keys refused: its reply would exceed the memory budget",
-                     len(r[1][0]))
-            return p.REPLY_FAIL
-        return reply
 
     def refresh(self) -> None:
         """Recount every connection's share of the budget."""

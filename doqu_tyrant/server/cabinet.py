@@ -6,6 +6,11 @@ call (PUTSHL, which the abstract API lacks, is a get + put under the lock; the
 batch methods ``getmany``, ``mget`` and ``putmany`` are one call per element
 under one lock acquisition, for pipelined requests).
 
+Long reads -- a table search, MISC ``regex`` or ``range`` -- can also run
+through :meth:`Cabinet.misc_shared`, which does not hold the binding's lock
+while the library works: other threads' reads go on meanwhile, and their
+writes wait until it has finished (see the class docstring).
+
 The one exception is a set of *guards*.  The packaged Tokyo Cabinet 1.4.48 is
 built with assertions, and some inputs abort the whole process (protocol spec
 section 10).  Those calls are refused here and report the ordinary failure of
@@ -194,6 +199,8 @@ _fast_putcat = _undeclared("tcadbputcat")
 _fast_out = _undeclared("tcadbout")
 _fast_get = _undeclared("tcadbget")
 _fast_free = _undeclared("tcfree")  # only ever given a pointer the library returned
+_fast_rnum = _undeclared("tcadbrnum")
+_fast_size = _undeclared("tcadbsize")
 # Cabinet.putmany: (undeclared, declared) function of each store mode.
 _STORES = {
     "put": (_fast_put, _tcadbput),
@@ -299,6 +306,24 @@ def _parse_open_name(name: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
 
 def _is_table_path(path: bytes) -> bool:
     return path.lower().endswith((b".tct", b".tdb"))
+
+
+# MISC functions that Cabinet.misc_shared runs without holding the lock, and
+# those that may run beside them (Tokyo Cabinet takes its reader lock for them,
+# or none; checked against the library). "out" turns a search into a write.
+_SEARCHES = frozenset({b"search", b"metasearch"})
+_SHARED_MISC = _SEARCHES | {b"regex", b"range"}
+_CONCURRENT_MISC = _SEARCHES | {b"get", b"getlist", b"getpart", b"error"}
+
+
+def _removes(args: Sequence[bytes]) -> bool:
+    """Whether search arguments make it remove what it finds."""
+    return any(arg[:3] == b"out" for arg in args)
+
+
+def _reads_only(name: bytes, args: Sequence[bytes]) -> bool:
+    """Whether a MISC call may run beside a shared read."""
+    return name in _CONCURRENT_MISC and not (name in _SEARCHES and _removes(args))
 
 
 # Lists cross the library boundary in one call each way: built with tclistload
@@ -457,16 +482,29 @@ class Cabinet:
     Every call holds one re-entrant lock: the guards check then act and PUTSHL is
     a read-modify-write, so the lock keeps each of them atomic.  (``tcadbopen``
     also enables the engines' own mutexes; ctypes drops the GIL during calls.)
+
+    :meth:`misc_shared` is the exception: a long read holds the lock only to
+    start and to finish. Tokyo Cabinet's own reader-writer lock lets other
+    reads (GET, VSIZ, a table's record reads and searches ...) run beside it;
+    a write, and any call the library would make wait, first waits -- with
+    the lock released -- until no shared read runs, so that one long read
+    never holds the lock for everyone. Shared reads that start while a write
+    waits wait for it in turn.
     """
 
     __slots__ = (
         "_lock", "_adb", "_size", "_sizep", "_omode", "_table", "_guarded",
-        "_idx_prefix", "_indexes", "_ordered", "_name", "__weakref__",
+        "_idx_prefix", "_indexes", "_ordered", "_name", "_drained", "_shared", "_wanted",
+        "_scanning", "__weakref__",
     )  # fmt: skip
 
     def __init__(self, name: str | bytes | os.PathLike[str]) -> None:
         self._adb: ctypes.c_void_p | None = None
         self._lock = threading.RLock()
+        self._drained = threading.Condition(self._lock)  # shared reads or writers done
+        self._shared = 0  # shared reads running (misc_shared)
+        self._wanted = 0  # calls waiting for them to finish
+        self._scanning = threading.Lock()  # shared reads that move the engine's iterator
         self._size = ctypes.c_int()
         self._sizep = ctypes.byref(self._size)
         self._indexes: dict[bytes, str] = {}
@@ -503,9 +541,9 @@ class Cabinet:
     def close(self) -> bool:
         """Close and free the database; later calls raise. Closing twice is a no-op."""
         with self._lock:
-            adb = self._adb
-            if adb is None:
+            if self._adb is None:
                 return True
+            adb = self._exclusive()
             self._adb = None
             ok = bool(_tcadbclose(adb))
             _tcadbdel(adb)
@@ -544,6 +582,70 @@ class Cabinet:
         :class:`~doqu_tyrant.server.durable.DurableCabinet`, which checks
         whether the engine went into its fatal state."""
 
+    # -- shared reads ---------------------------------------------------------------
+
+    def _exclusive(self) -> ctypes.c_void_p:
+        """The handle, for a call that must not run beside a shared read (lock
+        held): waits, with the lock released meanwhile, until none runs."""
+        if self._shared:
+            self._wanted += 1
+            try:
+                while self._shared:
+                    self._drained.wait()
+            finally:
+                self._wanted -= 1
+                if not self._wanted:
+                    self._drained.notify_all()
+        return self._handle()
+
+    def _enter_shared(self) -> ctypes.c_void_p:
+        """Count a shared read in (lock held) after any waiting writer; its handle."""
+        while self._wanted:
+            self._drained.wait()
+        adb = self._handle()
+        self._shared += 1
+        return adb
+
+    def _leave_shared(self) -> None:
+        """Count a shared read out (lock held); wake the waiting calls after the last."""
+        self._shared -= 1
+        if not self._shared:
+            self._drained.notify_all()
+            self._readers_done()
+
+    def _readers_done(self) -> None:
+        """Called (under the lock) when the last shared read has finished; a hook
+        for :class:`~doqu_tyrant.server.durable.DurableCabinet`."""
+
+    def misc_shared(self, name: str | bytes, args: Sequence[bytes] = ()) -> list[bytes] | None:
+        """:meth:`misc` for a read that may take long: ``search`` and
+        ``metasearch`` (without ``out``), ``regex``, ``range``.
+
+        The lock is not held while the library runs it, so other threads'
+        reads proceed meanwhile; calls that must not run beside it (writes,
+        iteration, :meth:`close`) wait until it has finished. ``regex`` and
+        ``range`` move the engine's iterator on some kinds, so two of them
+        run one after the other. Any other function runs as :meth:`misc`.
+        """
+        raw = name.encode() if isinstance(name, str) else name
+        if raw not in _SHARED_MISC or (raw in _SEARCHES and _removes(args)):
+            return self.misc(raw, args)
+        with self._lock:
+            adb = self._enter_shared()
+        result = None
+        try:
+            if raw in _SEARCHES:
+                result = self._misc(adb, raw, args)
+            else:
+                with self._scanning:
+                    result = self._misc(adb, raw, args)
+        finally:
+            with self._lock:
+                self._leave_shared()
+                if result is None and self._adb is not None:
+                    self._on_failure()
+        return result
+
     # -- description ----------------------------------------------------------------
 
     @property
@@ -573,6 +675,14 @@ class Cabinet:
         with self._lock:
             return int(_tcadbsize(self._handle()))
 
+    def extent(self) -> tuple[int, int]:
+        """``(rnum(), size())`` at once, cheaply: what a full scan would cover."""
+        with self._lock:
+            adb = self._adb
+            if adb is None:
+                raise CabinetClosedError("the database is closed")
+            return _fast_rnum(adb), _fast_size(adb)
+
     def reveal(self) -> int:
         """Address of the underlying engine object (TCHDB*, TCTDB*, ...)."""
         with self._lock:
@@ -589,8 +699,8 @@ class Cabinet:
         """One guarded put-style call; ``fast`` skips ctypes' argument checks for bytes."""
         with self._lock:
             adb = self._adb
-            if adb is None:
-                raise CabinetClosedError("the database is closed")
+            if adb is None or self._shared:
+                adb = self._exclusive()
             if self._ordered and self._record_aborts(adb, key, value, cat):
                 return False
             call = fast if key.__class__ is bytes and value.__class__ is bytes else declared
@@ -621,7 +731,7 @@ class Cabinet:
         if width < 0:
             raise ValueError("width must not be negative")
         with self._lock:
-            adb = self._handle()
+            adb = self._exclusive()
             if self._table and not key:
                 return False  # the library asserts on an empty primary key
             old = self._get(adb, key)
@@ -642,8 +752,8 @@ class Cabinet:
         """Remove a record (``tcadbout``); ``False`` if missing."""
         with self._lock:
             adb = self._adb
-            if adb is None:
-                raise CabinetClosedError("the database is closed")
+            if adb is None or self._shared:
+                adb = self._exclusive()
             if key.__class__ is bytes:
                 ok: bool = _fast_out(adb, key, len(key))
             else:
@@ -710,8 +820,8 @@ class Cabinet:
         append = results.append
         with self._lock:
             adb = self._adb
-            if adb is None:
-                raise CabinetClosedError("the database is closed")
+            if adb is None or self._shared:
+                adb = self._exclusive()
             ordered = self._ordered
             for key, value in items:
                 if ordered and self._record_aborts(adb, key, value, cat):
@@ -741,12 +851,12 @@ class Cabinet:
     def iterinit(self) -> bool:
         """Rewind the (single, shared) iterator."""
         with self._lock:
-            return _tcadbiterinit(self._handle())
+            return _tcadbiterinit(self._exclusive())
 
     def iternext(self) -> bytes | None:
         """Next key of the iterator, ``None`` at the end."""
         with self._lock:
-            ptr = _tcadbiternext(self._handle(), self._sizep)
+            ptr = _tcadbiternext(self._exclusive(), self._sizep)
             if not ptr:
                 return None
             try:
@@ -757,13 +867,13 @@ class Cabinet:
     def fwmkeys(self, prefix: bytes, max: int = -1) -> list[bytes]:
         """Keys starting with ``prefix`` in engine order; ``max`` < 0 = no limit."""
         with self._lock:
-            ptr = _tcadbfwmkeys(self._handle(), prefix, len(prefix), max)
+            ptr = _tcadbfwmkeys(self._exclusive(), prefix, len(prefix), max)
             return _take_list(ptr) if ptr else []
 
     def addint(self, key: bytes, num: int) -> int:
         """Add to an integer record (tables: column ``_num``); ``INT_MIN`` on failure."""
         with self._lock:
-            total = int(_tcadbaddint(self._handle(), key, len(key), num))
+            total = int(_tcadbaddint(self._exclusive(), key, len(key), num))
             if total == INT_MIN:
                 self._on_failure()
             return total
@@ -776,7 +886,7 @@ class Cabinet:
         That is a NaN ``num``, or an infinity added to the opposite one.
         """
         with self._lock:
-            adb = self._handle()
+            adb = self._exclusive()
             if math.isnan(num) or (math.isinf(num) and self._holds_number(adb, key, -num)):
                 return math.nan
             total = float(_tcadbadddouble(adb, key, len(key), num))
@@ -801,13 +911,13 @@ class Cabinet:
     def sync(self) -> bool:
         """Flush to the device (``tcadbsync``)."""
         with self._lock:
-            return _tcadbsync(self._handle())
+            return _tcadbsync(self._exclusive())
 
     def optimize(self, params: str | bytes = b"") -> bool:
         """Rebuild/retune with ``name=value#...`` parameters (``tcadboptimize``)."""
         raw = params.encode() if isinstance(params, str) else params
         with self._lock:
-            ok: bool = _tcadboptimize(self._handle(), raw)
+            ok: bool = _tcadboptimize(self._exclusive(), raw)
             if self._table:
                 self._discover_indexes()
             return ok
@@ -815,28 +925,28 @@ class Cabinet:
     def vanish(self) -> bool:
         """Remove every record; table index definitions survive."""
         with self._lock:
-            return _tcadbvanish(self._handle())
+            return _tcadbvanish(self._exclusive())
 
     def copy(self, path: str | bytes | os.PathLike[str]) -> bool:
         """Hot backup to ``path`` (``@cmd`` runs a command), as ``tcadbcopy``."""
         raw = os.fsencode(path)
         with self._lock:
-            return _tcadbcopy(self._handle(), raw)
+            return _tcadbcopy(self._exclusive(), raw)
 
     def tranbegin(self) -> bool:
         """Begin a transaction (``tcadbtranbegin``)."""
         with self._lock:
-            return _tcadbtranbegin(self._handle())
+            return _tcadbtranbegin(self._exclusive())
 
     def trancommit(self) -> bool:
         """Commit the transaction (``tcadbtrancommit``)."""
         with self._lock:
-            return _tcadbtrancommit(self._handle())
+            return _tcadbtrancommit(self._exclusive())
 
     def tranabort(self) -> bool:
         """Abort the transaction (``tcadbtranabort``)."""
         with self._lock:
-            ok: bool = _tcadbtranabort(self._handle())
+            ok: bool = _tcadbtranabort(self._exclusive())
             if self._table:
                 self._discover_indexes()
             return ok
@@ -848,6 +958,8 @@ class Cabinet:
         raw = name.encode() if isinstance(name, str) else name
         with self._lock:
             adb = self._handle()
+            if self._shared and not _reads_only(raw, args):
+                adb = self._exclusive()
             if self._guarded and self._misc_aborts(adb, raw, args):
                 return None
             result = self._misc(adb, raw, args)
@@ -860,7 +972,7 @@ class Cabinet:
     def genuid(self) -> int:
         """The table's next unique ID, as misc ``genuid`` gives it; -1 if not a table."""
         with self._lock:
-            adb = self._handle()
+            adb = self._exclusive()
             if not self._table:
                 return -1
             return int(_tctdbgenuid(_tcadbreveal(adb)))
@@ -868,7 +980,7 @@ class Cabinet:
     def genuids(self, count: int) -> list[int]:
         """:meth:`genuid` ``count`` times in a row, under one lock acquisition."""
         with self._lock:
-            adb = self._handle()
+            adb = self._exclusive()
             if not self._table:
                 return [-1] * count
             tdb = _tcadbreveal(adb)

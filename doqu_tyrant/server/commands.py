@@ -22,7 +22,7 @@ import resource
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from doqu_tyrant.tyrant import protocol as p
@@ -59,11 +59,10 @@ VERSION = "1.1.41"
 LIBVER = "324"
 PROTVER = "0.91"
 
-# Work that runs in the worker pool instead of inline on the event loop: rare,
-# long, whole-database or file operations. Searches, scans and multi-key
-# operations run inline: Cabinet serialises every call behind one lock, so a
-# pool would buy no parallelism for them, only a thread hand-off per request
-# (measured: an indexed search at 1.8k/s through the pool, 4.4k/s inline).
+# Work that always runs in the worker pool instead of inline on the event loop:
+# rare, long, whole-database or file operations. Reads that may take long
+# (searches of a large table, regular expressions, many keys) are sent there
+# case by case: see .longreads.
 SLOW_MISC = frozenset({b"optimize", b"vanish", b"sync", b"defrag", b"cacheclear", b"setindex"})
 SLOW_COMMANDS = frozenset({p.SYNC, p.OPTIMIZE, p.VANISH, p.COPY, p.RESTORE})
 # RESTORE replays many small writes, each under the database lock: it needs no gate.
@@ -238,19 +237,25 @@ class Commands:
         def h_size(r: Request) -> bytes:
             return reply_u64(db.size())
 
-        def h_misc(r: Request) -> bytes:
-            name, _opts, args = r[1]
-            if name == b"genuid" and not args:  # (bulk saves pipeline thousands of these)
-                uid = db.genuid()
-                return REPLY_MISC_FAIL if uid < 0 else reply_list([b"%d" % uid])
-            if name in REGEX_FUNCTIONS:
-                try:
-                    check_misc(name, args)
-                except RefusedRegex as exc:
-                    log.info("MISC %s refused: %s", name.decode("latin-1"), exc)
-                    return REPLY_MISC_FAIL
-            result = db.misc(name, args)
-            return REPLY_MISC_FAIL if result is None else reply_list(result)
+        def make_misc(call: Callable[[bytes, Sequence[bytes]], list[bytes] | None]) -> Handler:
+            def h_misc(r: Request) -> bytes:
+                name, _opts, args = r[1]
+                if name == b"genuid" and not args:  # (bulk saves pipeline thousands of these)
+                    uid = db.genuid()
+                    return REPLY_MISC_FAIL if uid < 0 else reply_list([b"%d" % uid])
+                if name in REGEX_FUNCTIONS:
+                    try:
+                        check_misc(name, args)
+                    except RefusedRegex as exc:
+                        log.info("MISC %s refused: %s", name.decode("latin-1"), exc)
+                        return REPLY_MISC_FAIL
+                result = call(name, args)
+                return REPLY_MISC_FAIL if result is None else reply_list(result)
+
+            return h_misc
+
+        h_misc = make_misc(db.misc)
+        self._misc_shared = make_misc(db.misc_shared)
 
         return {
             p.PUT: make_put(put), p.PUTKEEP: make_put(putkeep), p.PUTCAT: make_put(putcat),
@@ -423,6 +428,24 @@ class Commands:
         except Exception:
             log.exception("command 0x%02x failed", r[0])
             return REPLY_MISC_FAIL if r[0] == p.MISC else REPLY_FAIL
+
+    def execute_shared(self, r: Request) -> bytes:
+        """:meth:`execute` for a long MISC read (search, regex ...) in the worker
+        pool: run through :meth:`Cabinet.misc_shared`, so that the event loop's
+        reads go on meanwhile. Not logged: only for requests that need no
+        update-log entry. Never raises."""
+        if r[0] != p.MISC:
+            return self.execute(r)
+        try:
+            return self._misc_shared(r)
+        except Exception:
+            log.exception("MISC %r failed", r[1][0])
+            return REPLY_MISC_FAIL
+
+    def logs(self, r: Request) -> bool:
+        """Whether ``r`` goes to the update log (there is one, and ``r`` writes,
+        or is a MISC call without the no-log option)."""
+        return self.ulog is not None and _is_logged(r)
 
     def is_slow(self, r: Request) -> bool:
         """Whether a request should run in the worker pool rather than inline."""

@@ -1,12 +1,14 @@
 """One client connection: bytes in → codec → commands → one write per batch.
 
 Requests are handled in arrival order. Most commands run inline on the
-event loop; the rare long ones (SYNC, OPTIMIZE, VANISH, COPY, RESTORE,
-setindex …) run in the worker pool while the connection stops reading, so
-its replies stay in order and the loop stays free for the others. While one
-runs, the :class:`~.gate.Gate` holds every connection's next database
-request (only writes during a hash or table COPY) until it has finished, so
-that the loop never waits for the database lock. Replies
+event loop; those that may take long (SYNC, OPTIMIZE, VANISH, COPY, RESTORE,
+setindex, searches of a large table, regular expressions, many keys: see
+:mod:`.longreads`) run in the worker pool while the connection stops
+reading, so its replies stay in order and the loop stays free for the
+others. While one runs, the :class:`~.gate.Gate` holds every connection's
+next database request (only what is not a read during a long read, or a
+hash or table COPY) until it has finished, so that the loop never waits for
+the database lock. Replies
 to everything decoded from one chunk of input are written with a single
 ``transport.write``. A client's pipeline of simple requests of one command
 (PUT, GET, …) is decoded as one ``Run`` and answered by one run handler.
@@ -33,11 +35,11 @@ import asyncio
 import logging
 import time
 from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING
 
 from doqu_tyrant.tyrant import protocol as p
 from doqu_tyrant.tyrant.protocol import (
-    REPLY_MISC_FAIL,
     Rejected,
     Request,
     RequestDecoder,
@@ -46,8 +48,8 @@ from doqu_tyrant.tyrant.protocol import (
 )
 
 from .commands import VERSION
-from .gate import OPEN
-from .limits import MAX_SLICE, SMALL, bounded_getlist
+from .gate import LONG, OPEN, READ, READS
+from .limits import MAX_SLICE, SMALL
 from .ulog import LogReader
 
 if TYPE_CHECKING:
@@ -93,6 +95,7 @@ class Connection(asyncio.Protocol):
         self.guarded = engine.limits.guarded
         self.max_unsent = engine.limits.max_unsent if self.guarded else 1 << 62
         self.gate = engine.commands.gate
+        self.planner = engine.planner
         self._parked: Request | Run | None = None  # a request held back by the gate
         self.decoder = RequestDecoder(engine.max_length)
         self.max_buffer = engine.max_length + FRAME_SLACK
@@ -236,7 +239,7 @@ class Connection(asyncio.Protocol):
         try:
             if self._rest is not None:
                 if gate.mode and not gate.admits(_A_GET):
-                    self._park(parked, out)
+                    self._park(parked, out, READ)
                     return
                 items, start = self._rest
                 self._rest = None
@@ -251,7 +254,7 @@ class Connection(asyncio.Protocol):
                 handled += 1
                 if gate.mode and event.__class__ is not TextLine and (
                         event.__class__ is not Rejected and not gate.admits(event)):  # type: ignore[arg-type]
-                    self._park(event, out)  # type: ignore[arg-type]
+                    self._park(event, out, gate.kind_of(event))  # type: ignore[arg-type]
                     return
                 if event.__class__ is Request:
                     cmd = event[0]
@@ -423,42 +426,47 @@ class Connection(asyncio.Protocol):
             self._write(out)
             self._start_repl(request)
             return True
-        if cmd == _MISC and request[1][0] == b"getlist" and self.guarded and (
-            commands.ulog is None or request[1][1] & p.MISC_NOULOG
-        ):
-            reply = bounded_getlist(commands.db, request[1][2], self.budget.room())
-            if reply is None:
-                log.info("fd %d: getlist refused (over the memory budget, or failed)", self.fd)
-            out.append(reply or REPLY_MISC_FAIL)
+        planner = self.planner
+        job = planner.plan(request)
+        if job is None:
+            out.append(planner.answer(request, self.fd))
             return False
-        if not commands.is_slow(request):
-            out.append(commands.execute(request))
-            return False
+        gate = self.gate
+        if job.mode == READS and not gate.admits_long_read():
+            self.counts[cmd] -= 1  # counted again when it comes back
+            self._park(request, out, LONG)  # behind a waiting write
+            return True
         self._write(out)
         out.clear()
         self._cancel_timer()
         self.busy = True
         self._update_reading()
-        mode = commands.gate_mode(request)
-        if mode == OPEN:
-            future = self.engine.loop.run_in_executor(
-                self.engine.executor, commands.execute, request
-            )
-            future.add_done_callback(self._slow_done)
+        engine = self.engine
+        reserved = job.reserved
+        if reserved:
+            self.budget.held += reserved  # the room the job may fill, until it ends
+        done = self._slow_done if not reserved else partial(self._job_done, reserved)
+        if job.mode == OPEN:
+            future = engine.loop.run_in_executor(engine.executor, job.work)
+            future.add_done_callback(done)
         else:
-            self.gate.run(self.engine.loop, self.engine.executor,
-                          lambda: commands.execute(request), mode,
-                          self._slow_done)  # type: ignore[arg-type]
+            gate.run(engine.loop, engine.executor, job.work, job.mode,
+                     done)  # type: ignore[arg-type]
         return True
 
-    def _park(self, event: Request | Run | None, out: list[bytes]) -> None:
-        """Hold ``event`` back until the gate opens (replies so far are sent)."""
+    def _job_done(self, reserved: int, future: asyncio.Future[bytes]) -> None:
+        self.budget.held -= reserved
+        self._slow_done(future)
+        self.engine.memory_freed()
+
+    def _park(self, event: Request | Run | None, out: list[bytes], kind: int) -> None:
+        """Hold ``event`` back until the gate lets it through (replies so far are sent)."""
         self._write(out)
         self._parked = event
         self._cancel_timer()
         self.busy = True
         self._update_reading()
-        self.gate.wait(self._unpark)
+        self.gate.wait(self._unpark, kind)
 
     def _unpark(self) -> None:
         self.busy = False

@@ -74,6 +74,10 @@ _INDEX_TYPES = {"lex": b"0", "dec": b"1", "tok": b"2", "qgr": b"3"}
 # after a kill -9 inside a transaction, Tokyo Cabinet 1.4.48 rolls the file back
 # shorter than its mapping and the next write past the end dies of SIGBUS.
 _TRANSACTIONAL = frozenset({ADBOBDB})
+# Cabinet state that outlives a reopen (DurableCabinet._recover): the lock and
+# what waits on it, the size buffer, the name
+_KEPT_ON_REOPEN = frozenset({"_lock", "_drained", "_shared", "_wanted", "_scanning", "_size",
+                             "_sizep", "_name", "__weakref__"})
 # misc functions that rewrite the whole database: commit points
 _WHOLE_DB_MISC = frozenset({b"sync", b"optimize", b"vanish", b"cacheclear"})
 # the B+ tree header's user region (the library uses the first half of its opaque field)
@@ -196,6 +200,7 @@ class DurableCabinet(Cabinet):
         with self._outer, self._lock:
             if not self._tran:
                 return True
+            self._exclusive()  # (a commit takes the engine's write lock: no shared read runs)
             ok = self._suspend()
             self._resume()
             return ok
@@ -227,6 +232,7 @@ class DurableCabinet(Cabinet):
     def sync(self) -> bool:
         """Commit, then flush to the device (``tcadbsync``)."""
         with self._outer, self._lock:
+            self._exclusive()
             ok = self._suspend()
             ok = bool(c._tcadbsync(self._handle())) and ok
             self._resume()
@@ -271,12 +277,14 @@ class DurableCabinet(Cabinet):
                 self._resume()
                 return self._checked(ok)
             self._copying += 1
+            self._shared += 1  # other threads' writes wait without holding the lock
         try:
             ok = bool(c._tcadbcopy(adb, raw)) and ok
         finally:
             with self._lock:
                 self._copying -= 1
-                if self._recover_later and not self._copying:
+                self._leave_shared()
+                if self._recover_later and not self._copying and not self._shared:
                     self._recover_later = False
                     self._recover(rebuild=True)
         return self._checked(ok)
@@ -334,6 +342,11 @@ class DurableCabinet(Cabinet):
         if self._is_fatal():
             self._recover(rebuild=True)
 
+    def _readers_done(self) -> None:
+        if self._recover_later and not self._copying:
+            self._recover_later = False
+            self._recover(rebuild=True)
+
     def _checked(self, ok: bool) -> bool:
         """``ok``, after reopening the database if the call left it fatal."""
         if not ok and self._is_fatal():
@@ -348,8 +361,8 @@ class DurableCabinet(Cabinet):
         is what a kill -9 would have cost. ``rebuild``: rebuild a table's
         indexes too (the failure may have hit them half-way).
         """
-        if self._copying:
-            self._recover_later = True  # the copy still uses the handle
+        if self._copying or self._shared:
+            self._recover_later = True  # a copy or a shared read still uses the handle
             return
         adb = self._adb
         if adb is None or not self._is_fatal():
@@ -373,7 +386,7 @@ class DurableCabinet(Cabinet):
                          "until the server is restarted", os.fsdecode(self._name), exc)
             return
         for slot in Cabinet.__slots__:
-            if slot not in ("_lock", "_size", "_sizep", "_name", "__weakref__"):
+            if slot not in _KEPT_ON_REOPEN:
                 setattr(self, slot, getattr(fresh, slot))
         fresh._adb = None
         self._set_probe()

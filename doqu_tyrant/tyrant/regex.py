@@ -60,6 +60,7 @@ __all__ = [
     "check_strrx",
     "regex_cost",
     "check_misc",
+    "uses_regex",
     "REGEX_FUNCTIONS",
     "RE_DUP_MAX",
     "MAX_LENGTH",
@@ -221,6 +222,22 @@ def check_misc(name: bytes, args: Sequence[bytes]) -> None:
             tokens = arg.split(b"\0", 4)
             if len(tokens) > 3 and tokens[0] in (b"addcond", b"cond") and _is_strrx(tokens[2]):
                 _check_misc_expr(tokens[3])
+
+
+def uses_regex(name: bytes, args: Sequence[bytes]) -> bool:
+    """Whether MISC ``name`` with ``args`` makes Tokyo Cabinet run a regular
+    expression (``regex``, or a STRRX condition of ``search``/``metasearch``),
+    whose time can grow with the square of a value's length."""
+    if name == b"regex":
+        return True
+    if name not in REGEX_FUNCTIONS:
+        return False
+    for arg in args:
+        if arg[:4] in (b"addc", b"cond"):
+            tokens = arg.split(b"\0", 4)
+            if len(tokens) > 3 and tokens[0] in (b"addcond", b"cond") and _is_strrx(tokens[2]):
+                return True
+    return False
 
 
 def _check_misc_expr(expr: bytes) -> None:
