@@ -25,6 +25,12 @@ the throughput figures over sockets.
 
     python benchmarks/server.py --durability         # what its durability safeguards cost
 
+``--busy N`` measures new-record writes (pipelines of 3,000 PUTs into a hash
+database, ``--rounds`` of them) while N CPU-bound processes run beside the
+server, with Tokyo Cabinet's yield after every write removed (the default,
+:mod:`doqu_tyrant.server.noyield`) and kept (``DOQU_TYRANT_KEEP_TC_YIELD=1``),
+and prints the ratio.
+
 ``--durability`` runs :mod:`benchmarks.durability`: B+ tree writes with the
 standing transaction and its commits against plain writes, the fatal-state
 check on failing calls, the start-up index rebuild of a 300,000-record table.
@@ -45,6 +51,7 @@ import json
 import multiprocessing
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -387,11 +394,11 @@ def get_during_scans(host: str, port: int, url: str, conn: Conn, records: int,
          records=records, slowest_get_ms=round(slowest * 1e3, 2))
 
 
-def start_bundled(directory: str,
-                  options: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str, int]:
+def start_bundled(directory: str, options: tuple[str, ...] = (), name: str = "bench.tct",
+                  **environ: str) -> tuple[subprocess.Popen[bytes], str, int]:
     cmd = [sys.executable, "-m", "doqu_tyrant.server", "--port", "0", *options,
-           os.path.join(directory, "bench.tct")]
-    env = dict(os.environ, PYTHONPATH=CODE)
+           os.path.join(directory, name)]
+    env = dict(os.environ, PYTHONPATH=CODE, **environ)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode().strip()
@@ -411,6 +418,40 @@ def run_bundled(args: argparse.Namespace, options: tuple[str, ...] = ()) -> None
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+def busy_writes(args: argparse.Namespace) -> None:
+    """New records per second with ``args.busy`` CPU-bound processes running,
+    Tokyo Cabinet's per-write yield removed and kept (see the module docstring)."""
+    spin = [sys.executable, "-c", "import time\nend = time.time() + 600\n"
+            "while time.time() < end: pass"]
+    spinners = [subprocess.Popen(spin) for _ in range(args.busy)]
+    rates: dict[str, list[float]] = {"removed": [], "kept": []}
+    try:
+        for _round in range(args.rounds):
+            for who, keep in (("removed", "0"), ("kept", "1")):
+                with tempfile.TemporaryDirectory() as directory:
+                    proc, host, port = start_bundled(directory, name="busy.tch",
+                                                     DOQU_TYRANT_KEEP_TC_YIELD=keep)
+                    try:
+                        conn = Conn(host, port)
+                        frames = [p.encode_put(b"k%06d" % i, value_of(i)) for i in range(3000)]
+                        start = time.perf_counter()
+                        conn.pipeline(p.PUT, frames)
+                        rates[who].append(3000 / (time.perf_counter() - start))
+                        conn.close()
+                    finally:
+                        proc.terminate()
+                        proc.wait(30)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    removed, kept = (statistics.median(rates[w]) for w in ("removed", "kept"))
+    print(json.dumps({"benchmark": "new_records_beside_busy_processes", "busy": args.busy,
+                      "records": 3000, "rounds": args.rounds,
+                      "yield_removed_per_sec": round(removed), "yield_kept_per_sec": round(kept),
+                      "ratio_removed_to_kept": round(removed / kept, 1)}), flush=True)
 
 
 def compare_safeguards(args: argparse.Namespace) -> None:
@@ -486,10 +527,16 @@ def main() -> int:
                         help="also measure the server code of the checkout DIR, alternately "
                         "with this one's, and print this/baseline ratios (--rounds rounds)")
     parser.add_argument("--code", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--busy", type=int, metavar="N",
+                        help="only new-record writes beside N CPU-bound processes, with Tokyo "
+                        "Cabinet's per-write yield removed and kept (--rounds each)")
     parser.add_argument("--durability", action="store_true",
                         help="only the cost of the durability safeguards "
                         "(benchmarks/durability.py)")
     args = parser.parse_args()
+    if args.busy is not None:
+        busy_writes(args)
+        return 0
     if args.baseline:
         compare_baseline(args)
         return 0

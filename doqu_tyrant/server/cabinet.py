@@ -36,6 +36,8 @@ from urllib.parse import unquote_to_bytes
 
 from doqu_tyrant.tyrant.protocol import pack_record, unpack_record
 
+from . import noyield
+
 __all__ = [
     "ADBOVOID",
     "ADBOMDB",
@@ -72,6 +74,8 @@ def _load_library() -> ctypes.CDLL:
 
 
 _lib = _load_library()
+# The library's yield after every write costs a time slice on a busy machine.
+noyield.disable(_lib)
 
 _P = ctypes.c_void_p
 _S = ctypes.c_char_p
