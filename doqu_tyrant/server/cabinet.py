@@ -34,9 +34,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from doqu_tyrant.server import noyield
 from doqu_tyrant.tyrant.protocol import pack_record, unpack_record
-
-from . import noyield
 
 __all__ = [
     "ADBOVOID",
