@@ -412,7 +412,8 @@ class DurableCabinet(Cabinet):
                          if n.startswith(prefix) and not n.endswith(b".wal")]
 
     def _remove_stray_files(self) -> None:
-        """Remove ``<db>.tmp.<number>`` files that an interrupted OPTIMIZE left.
+        """Remove ``<db>.tmp.<number>`` files that an interrupted OPTIMIZE left
+        (and a table index's ``<db>.idx.<column>.<type>.tmp.<number>``).
 
         Only a writer that holds the database's lock gets here, so no other
         process can be optimizing it.
@@ -421,7 +422,7 @@ class DurableCabinet(Cabinet):
         if not base:
             return
         directory, name = os.path.split(base)
-        stray = re.compile(re.escape(name) + rb"\.tmp\.\d+(\.wal)?\Z")
+        stray = re.compile(re.escape(name) + rb"(\.idx\.[^/]+)?\.tmp\.\d+(\.wal)?\Z")
         try:
             names = os.listdir(directory)
         except OSError:

@@ -153,11 +153,16 @@ def test_table_indexes_after_kill9_of_unsynced_records(tmp_path: Path) -> None:
 
 def test_stray_optimize_file_is_removed_at_start(tmp_path: Path) -> None:
     (tmp_path / "db.tct.tmp.123456").write_bytes(b"ToKyO CaBiNeT half-written")
+    # an index's own optimize file, left by a kill during a table's OPTIMIZE
+    (tmp_path / "db.tct.idx.age.dec.tmp.123456").write_bytes(b"ToKyO CaBiNeT half-written")
     (tmp_path / "db.tct.tmp.notanumber").write_bytes(b"a user's file")
+    (tmp_path / "other.tct.idx.age.dec.tmp.1").write_bytes(b"another database's")
     server = ServerProcess(str(tmp_path / "db.tct"))
     try:
         assert not (tmp_path / "db.tct.tmp.123456").exists()
+        assert not (tmp_path / "db.tct.idx.age.dec.tmp.123456").exists()
         assert (tmp_path / "db.tct.tmp.notanumber").exists()
+        assert (tmp_path / "other.tct.idx.age.dec.tmp.1").exists()
     finally:
         server.close()
 
