@@ -81,3 +81,24 @@ def test_saves_through_a_kill_keep_their_keys_unique(tmp_path: Path) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_save_many_over_a_group_moves_on_from_a_dead_server(tmp_path: Path) -> None:
+    """The first server is gone before the batch: save_many writes everything to
+    the second, with keys that stay unique across the pair."""
+    a, b = dual_master(tmp_path, "table")
+    try:
+        db = StorageAdapter(servers=[a.address, b.address], timeout=5)
+        first = db.save_many([Note(text=f"a{i}", n=i) for i in range(50)])
+        a.kill()
+        docs = [Note(text=f"b{i}", n=i) for i in range(500)]
+        keys = db.save_many(docs)
+        assert [doc.pk for doc in docs] == keys
+        assert len(set(keys) | set(first)) == 550
+        with StorageAdapter(host=b.host, port=b.port, timeout=5) as only_b:
+            stored = {d.pk: d["text"] for d in only_b.find(Note)}
+        assert {k: stored.get(k) for k in keys} == {k: f"b{i}" for i, k in enumerate(keys)}
+        db.disconnect()
+    finally:
+        a.close()
+        b.close()
