@@ -123,14 +123,20 @@ def _items(storage: StorageAdapter, given: list[Any], keep_keys: bool) -> list[_
         if id(document) in seen:
             continue
         seen.add(id(document))
-        try:
-            document.validate()
-        except ValueError as exc:
-            raise in_batch(exc, index, count) from None
-        owner = document._storage
-        append(_Item(document, index, document._pk if owner is None or owner is storage
-                     or keep_keys else None))
+        append(_validated(storage, document, index, count, keep_keys))
     return items
+
+
+def _validated(storage: StorageAdapter, doc: Document, index: int, count: int,
+               keep_keys: bool) -> _Item:
+    """``doc`` validated (an error names item ``index`` of ``count``), as an item that
+    keeps its key if it belongs to ``storage`` (or is new there), or with ``keep_keys``."""
+    try:
+        doc.validate()
+    except ValueError as exc:
+        raise in_batch(exc, index, count) from None
+    owner = doc._storage
+    return _Item(doc, index, doc._pk if owner is None or owner is storage or keep_keys else None)
 
 
 def _family(storage: StorageAdapter, family: list[Document], index: int, count: int,
@@ -140,12 +146,7 @@ def _family(storage: StorageAdapter, family: list[Document], index: int, count: 
         if id(doc) in seen:
             continue
         seen.add(id(doc))
-        try:
-            doc.validate()
-        except ValueError as exc:
-            raise in_batch(exc, index, count) from None
-        same = doc._storage is None or doc._storage is storage
-        item = _Item(doc, index, doc._pk if same or keep_keys else None)
+        item = _validated(storage, doc, index, count, keep_keys)
         # unsaved documents are referenced: their keys come first
         item.waits = [id(v) for v in doc._data.values()
                       if isinstance(v, Document) and v._pk is None]
