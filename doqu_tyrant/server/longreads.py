@@ -113,9 +113,7 @@ class Planner:
             if name in _SEARCHES:
                 if not self.table:
                     return None  # fails at once
-                records, size = self._extent()
-                if (records * (len(args) + 1) <= INLINE_WORK and size <= INLINE_BYTES
-                        and not uses_regex(name, args)):
+                if self._small(len(args)) and not uses_regex(name, args):
                     return None
                 return self._search(r, args)
             if name in SLOW_MISC:
