@@ -22,9 +22,8 @@ database holds are refused here at once.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import chain, compress, repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -179,13 +178,11 @@ def serialize_text_record(record: object) -> bytes | None:
     return data if len(data) <= p.MAX_LENGTH else None
 
 
-_fast_serialize = serialize_text_record
-
 
 def record_args(record: object, pk: bytes) -> list[bytes]:
     """A table record as the flat ``name, value, ...`` list, validated."""
     if record:
-        data = _fast_serialize(record)
+        data = serialize_text_record(record)
         if data is not None:
             return data.split(b"\0")
     if not isinstance(record, Mapping):
@@ -207,7 +204,7 @@ def record_args(record: object, pk: bytes) -> list[bytes]:
 def serialize_record(record: object, pk: bytes) -> bytes:
     """A table record serialised as ``name\\0value\\0...`` (spec §5.1)."""
     if record:
-        data = _fast_serialize(record)
+        data = serialize_text_record(record)
         if data is not None:
             return data
     return b"\0".join(record_args(record, pk))
@@ -828,17 +825,14 @@ def _table_writes(records: object, command: int, name: str, parse: BatchParser, 
             values.append(record if record.__class__ is bytes else serialize_record(record, pkb))
         _check_serialized(keys, values)
     empty: dict[bytes, bytes] = {}  # column written empty -> the first record doing so
-    nul = repeat(b"\0")
-    # The records that may hold an empty name or value (spec §5.1), found in C.
-    maybe = map(operator.or_, map(operator.or_, map(bytes.__contains__, values, repeat(b"\0\0")),
-                                  map(bytes.endswith, values, nul)),
-                map(bytes.startswith, values, nul))
-    for pkb, data in compress(zip(keys, values), maybe):
+    for pkb, data in zip(keys, values):
+        if data[:1] != b"\0" and not maybe_empty(data):
+            continue  # (no empty name or value: spec §5.1)
         parts = data.split(b"\0")
         names = parts[0::2]
         if not all(names):
             raise ValueError(f"record of {pkb!r}: {shown(data)} has an empty column name")
-        for column in compress(names, map(operator.not_, parts[1::2])):
+        for _, column in empty_columns(pkb, parts):
             empty.setdefault(column, pkb)
     frame = p.encode_puts(keys, values, command)
     risk = Risk(name, empty=tuple((pk, col) for col, pk in empty.items())) if empty else None
