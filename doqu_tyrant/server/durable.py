@@ -25,8 +25,11 @@ in ``docs/server.rst``):
   the rows when the database is opened; stray temporary files of an
   interrupted OPTIMIZE are removed.
 
-Hash databases and table rows need neither: each write reaches the file
-mapping before it is acknowledged, and a kill -9 leaves the file consistent.
+* **Hash databases and table rows are changed in several steps per write.**
+  A kill in between breaks a bucket's tree of records. Each write runs in
+  an engine transaction of its own (:mod:`.atomic`), so that a kill leaves
+  the file as it was before the write or after it.
+
 A fixed-length database keeps its records too, but its header's record count
 and ID range are those of the last SYNC or clean close: after an unclean
 shutdown they are recounted from the records before the file is opened
@@ -53,6 +56,7 @@ from typing import Any, cast
 
 from . import cabinet as c
 from . import fixedlen, paths
+from .atomic import AtomicRowsCabinet, repair_wal
 from .cabinet import ADBOBDB, ADBOFDB, ADBOHDB, ADBOTDB, Cabinet
 from .preflight import optimize_problem
 
@@ -95,7 +99,7 @@ def open_database(db: paths.DatabasePath) -> DurableCabinet:
     return cast(DurableCabinet, paths.open_database(db, DurableCabinet))
 
 
-class DurableCabinet(Cabinet):
+class DurableCabinet(AtomicRowsCabinet):
     """A :class:`Cabinet` with crash recovery, fatal-error recovery and, for a
     B+ tree, a standing transaction committed at every commit point.
 
@@ -104,7 +108,8 @@ class DurableCabinet(Cabinet):
     """
 
     __slots__ = ("_tran", "_copying", "_recover_later", "_files_base", "_probe", "recoveries",
-                 "rebuild_seconds", "unclean", "committed_stamp", "_stamp", "_outer")  # fmt: skip
+                 "rebuild_seconds", "unclean", "committed_stamp", "_stamp", "_outer",
+                 "_writer")  # fmt: skip
 
     def __init__(self, name: str | bytes | os.PathLike[str]) -> None:
         self._tran = False
@@ -113,6 +118,7 @@ class DurableCabinet(Cabinet):
         self._probe: tuple[Any, ctypes.c_void_p] | None = None
         self._stamp = _NO_STAMP
         self._outer = _UNLOCKED
+        self._writer = False
         self.recoveries = 0
         """How often the database was reopened after a fatal error."""
         self.rebuild_seconds: float | None = None
@@ -124,7 +130,7 @@ class DurableCabinet(Cabinet):
         raw = os.fsencode(name)
         path, params = c._parse_open_name(raw)
         self._files_base = b"" if path in (b"*", b"+", b"") else os.path.abspath(path)
-        writer = _is_writer(params)
+        writer = self._writer = _is_writer(params)
         unclean = fatal = False
         if writer and self._files_base and os.path.exists(path):
             headers = [(fname, _read_flags(fname)) for fname in self._files()]
@@ -139,6 +145,8 @@ class DurableCabinet(Cabinet):
                             os.fsdecode(path))
             if unclean and _file_type(path) == fixedlen.FIXED_TYPE:
                 fixedlen.recount(path)
+            elif unclean:
+                repair_wal(os.path.abspath(path))
         super().__init__(raw)
         self._set_probe()
         self.unclean = unclean
@@ -331,6 +339,7 @@ class DurableCabinet(Cabinet):
         flags = _FLAGS.get(self._omode)
         engine = c._tcadbreveal(self._adb) if self._adb is not None else None
         self._probe = (flags, ctypes.c_void_p(engine)) if flags is not None and engine else None
+        self._protect_rows(self._writer and bool(self._files_base))
 
     def _is_fatal(self) -> bool:
         probe = self._probe
