@@ -21,6 +21,7 @@ from . import indexes as ix
 from . import kinds as k
 from . import protocol as p
 from .aioconnection import AsyncConnection, AsyncConnectionPool, conn_error
+from .aiotimeout import within
 from .errors import (
     TyrantCommandError,
     TyrantConnectError,
@@ -127,7 +128,7 @@ class AsyncTyrant:
             if deadline is None:
                 return await waiter.future  # type: ignore[no-any-return]
             try:
-                return await asyncio.wait_for(  # type: ignore[no-any-return]
+                return await within(  # type: ignore[no-any-return]
                     waiter.future, deadline - loop.time())
             except asyncio.TimeoutError:
                 raise self._timed_out(conn) from None
@@ -231,7 +232,7 @@ class AsyncTyrant:
                     item = await queue.get()
                 else:
                     try:
-                        item = await asyncio.wait_for(queue.get(), timeout)
+                        item = await within(queue.get(), timeout)
                     except asyncio.TimeoutError:
                         raise self._timed_out(conn) from None
                 conn.resume(queue)

@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import AsyncGenerator
 
 from . import protocol as p
+from .aiotimeout import within
 from .errors import (
     TyrantConnectError,
     TyrantConnectionError,
@@ -375,7 +376,7 @@ class AsyncConnectionPool:
         if timeout is not None:
             wait = timeout if wait is None else min(wait, timeout)
         try:
-            return await asyncio.wait_for(self._connect(loop, name), wait)
+            return await within(self._connect(loop, name), wait, AsyncConnection.abort)
         except asyncio.TimeoutError:
             err = TyrantTimeout(f"connecting to {name} timed out after {wait:.3g} s")
             err.request_sent = False
