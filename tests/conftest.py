@@ -39,6 +39,7 @@ pyrant, backend and CLI suites this way.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,11 @@ ServerFactory = Callable[..., ServerProcess]
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A shell starts a background job (``make test &``) with SIGINT ignored, and
+    # Python then keeps it ignored, as does every process started from here. The
+    # tests of Ctrl-C would wait for it in vain: give SIGINT its usual meaning.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers", "bundled_only: sends a request that aborts a real ttserver (spec §10); "
         "runs against the bundled server only")

@@ -127,11 +127,15 @@ class AsyncTyrant:
         try:
             if deadline is None:
                 return await waiter.future  # type: ignore[no-any-return]
+            # a timer on the reply's own future, not wait_for: cheaper, and a
+            # cancellation is never lost (see aiotimeout)
+            timer = loop.call_later(deadline - loop.time(), _expire, waiter.future)
             try:
-                return await within(  # type: ignore[no-any-return]
-                    waiter.future, deadline - loop.time())
-            except asyncio.TimeoutError:
+                return await waiter.future  # type: ignore[no-any-return]
+            except _Expired:
                 raise self._timed_out(conn) from None
+            finally:
+                timer.cancel()
         except BaseException:
             conn.abandon(waiter)
             raise
@@ -497,3 +501,11 @@ class AsyncPipeline(c.PipelineBase):
         ix.learn_results(self._client.indexes, cmds, results)
         return c.raise_first_error(results) if raise_on_error else results
 
+
+class _Expired(Exception):
+    """Set on a reply's future when its deadline passes."""
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(_Expired())
