@@ -1,7 +1,7 @@
 """What the server keeps: a :class:`~.cabinet.Cabinet` that never acknowledges
 a write it will not keep, and recovers after a crash.
 
-Tokyo Cabinet leaves three holes, closed here (see "Durability and recovery"
+Tokyo Cabinet leaves four holes, closed here (see "Durability and recovery"
 in ``docs/server.rst``):
 
 * **The fatal state.** After some failures (a COPY onto a directory or an
