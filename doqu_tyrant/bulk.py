@@ -296,23 +296,14 @@ class _Batch:
         theirs then finds it taken), PUTKEEP of ``new``; ``[put results]`` and/or
         ``[putkeep results]`` (None or an exception; True, False or an exception).
 
-        A client whose pipelines take batches (one server, a failover group) gets
-        each as one batch; a sharded pipeline routes the records one by one.
+        Each is one batch (over shards: each shard's share one batch of its own).
         """
         pipeline = self.client.pipeline()
-        if hasattr(pipeline, "table_putkeep_many"):
-            if given:
-                pipeline.table_put_many([(it.key, it.data) for it in given])
-            if new:
-                pipeline.table_putkeep_many({it.key: it.data for it in new})
-            return pipeline.execute(raise_on_error=False)  # type: ignore[no-any-return]
-        for it in given:
-            pipeline.put(it.key, it.data)
-        for it in new:
-            pipeline.putkeep(it.key, it.data)
-        flat = pipeline.execute(raise_on_error=False)
-        parts = [flat[: len(given)]] if given else []
-        return [*parts, flat[len(given) :]] if new else parts
+        if given:
+            pipeline.table_put_many([(it.key, it.data) for it in given])
+        if new:
+            pipeline.table_putkeep_many({it.key: it.data for it in new})
+        return pipeline.execute(raise_on_error=False)  # type: ignore[no-any-return]
 
     def _exist(self, keys: list[str]) -> list[bool]:
         if not keys:

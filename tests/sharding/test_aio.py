@@ -102,6 +102,21 @@ def test_kv_pipeline_and_counter(shard_urls: list[str]) -> None:
     run(shard_urls, body)
 
 
+def test_pipelined_table_batches(shard_urls: list[str]) -> None:
+    async def body(t: AsyncShardedTyrant) -> None:
+        assert await t.pipeline().execute() == []
+        pl = t.pipeline()
+        pl.table_putkeep_many(RECORDS).table_putkeep_many({KEYS[0]: {"name": "x"}})
+        pl.table_put_many([(KEYS[1], {"name": "y"})])
+        fresh, again, put = await pl.execute()
+        assert fresh == [True] * len(KEYS) and again == [False] and put == [None]
+        assert await t.table_get(KEYS[0]) == RECORDS[KEYS[0]]
+        assert await t.table_get(KEYS[1]) == {"name": "y"}
+        assert await t.rnum() == len(KEYS)
+
+    run(shard_urls, body)
+
+
 def test_a_down_shard_fails_the_commands_that_need_it() -> None:
     async def main() -> None:
         t = AsyncShardedTyrant(["tyrant://127.0.0.1:1"], timeout=2, connect_timeout=1)

@@ -251,6 +251,33 @@ def test_without_the_first_shard_only_generated_keys_fail(shard_urls: list[str])
         t.close()
 
 
+def test_pipelined_table_batches_are_split_by_shard(sharded: ShardedTyrant) -> None:
+    """Each shard's share of a batch goes as one batch of its own; the results
+    come back one per record, in order, beside the other queued commands."""
+    t = sharded
+    t["key7"] = {"name": "kept"}
+    records = [(key, {"name": key, "i": str(i)}) for i, key in enumerate(KEYS)]
+    with t.pipeline() as pl:
+        pl.table_get("key7")
+        pl.table_putkeep_many(records)
+        pl.table_put_many({"key7": {"name": "replaced"}, "key8": b"name\0raw"})
+        pl.table_putkeep_many([])
+        got, kept, put, empty = pl.execute()
+    assert got == {"name": "kept"}
+    assert kept == [key != "key7" for key in KEYS] and put == [None, None] and empty == []
+    for key, record in records:
+        assert holders(t, key) == [t.server_for(key)]
+        if key not in ("key7", "key8"):
+            assert t[key] == record
+    assert t["key7"] == {"name": "replaced"} and t["key8"] == {"name": "raw"}
+    assert len({t.server_for(key) for key in KEYS}) == 3  # (the batch did span them)
+    # a bad record anywhere queues nothing, on any shard
+    pl = t.pipeline()
+    with pytest.raises(ValueError, match="must not be empty"):
+        pl.table_put_many([("new1", {"a": "1"}), ("new2", {"": "x"})])
+    assert len(pl) == 0 and pl.execute() == [] and t.get("new1") is None
+
+
 def test_pipelines_route_each_command(kv: ShardedTyrant) -> None:
     t = kv
     with t.pipeline() as pl:
