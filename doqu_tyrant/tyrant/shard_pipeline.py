@@ -113,8 +113,9 @@ class _Queue:
         shares: dict[int, list[tuple[Any, Any]]] = {}
         spots: list[tuple[int, int]] = []
         for pair in pairs:
-            share = shares.setdefault(index_of(pair[0]), [])
-            spots.append((index_of(pair[0]), len(share)))
+            index = index_of(pair[0])
+            share = shares.setdefault(index, [])
+            spots.append((index, len(share)))
             share.append(pair)
         built = {index: c.BUILDERS[name](share) for index, share in shares.items()}
         starts: dict[int, tuple[int, bool]] = {}
