@@ -73,6 +73,12 @@ _monotonic = time.monotonic
 _SEARCHES = frozenset({b"search", b"metasearch"})
 _SCANS = frozenset({b"regex", b"range"})
 _BULK_WRITES = frozenset({b"putlist", b"outlist"})
+# the reads bounded by the memory budget: the bounded read, its name, its
+# failure reply, and why a refused one was refused
+_Bounded = tuple[Callable[..., "bytes | None"], str, bytes, str]
+_MGET: _Bounded = (bounded_mget, "MGET", REPLY_FAIL, "its reply would exceed the memory budget")
+_GETLIST: _Bounded = (bounded_getlist, "getlist", REPLY_MISC_FAIL,
+                      "over the memory budget, or the engine failed")
 
 
 class Job(NamedTuple):
@@ -129,7 +135,7 @@ class Planner:
             keys = r[1][0]
             if len(keys) > MANY_KEYS and self.guarded:
                 room = self.budget.room()
-                return Job(OPEN, partial(self._mget, keys, room), room)
+                return Job(OPEN, partial(self._bounded, _MGET, keys, room), room)
             return None
         if cmd == p.FWMKEYS:
             return self._fwmkeys(r)
@@ -181,7 +187,7 @@ class Planner:
             # one library call under the lock (and, logged, the write lock)
             return Job(SHUT, partial(commands.execute, r))
         room = self.budget.room()
-        return Job(OPEN, partial(self._bounded_getlist, keys, room), room)
+        return Job(OPEN, partial(self._bounded, _GETLIST, keys, room), room)
 
     # -- answers --------------------------------------------------------------------
 
@@ -191,30 +197,21 @@ class Planner:
         commands = self.commands
         if self.guarded:
             if cmd == p.MGET:
-                return self._mget(r[1][0], self.budget.room(), fd)
+                return self._bounded(_MGET, r[1][0], self.budget.room(), fd)
             if cmd == p.MISC and r[1][0] == b"getlist" and not commands.logs(r):
-                return self._bounded_getlist(r[1][2], self.budget.room(), fd)
+                return self._bounded(_GETLIST, r[1][2], self.budget.room(), fd)
         return commands.execute(r)
 
-    def _mget(self, keys: list[bytes], room: int, fd: int = -1) -> bytes:
+    def _bounded(self, how: _Bounded, keys: list[bytes], room: int, fd: int = -1) -> bytes:
+        """The reply of a read whose answer must fit in ``room`` bytes (see
+        :mod:`.limits`), or ``how``'s failure reply."""
+        read, name, fail, why = how
         try:
-            reply = bounded_mget(self.db, keys, room)
+            reply = read(self.db, keys, room)
         except Exception:
-            log.exception("MGET failed")
-            return REPLY_FAIL
+            log.exception("%s failed", name)
+            return fail
         if reply is None:
-            log.info("fd %d: MGET of %d keys refused: its reply would exceed the memory "
-                     "budget", fd, len(keys))
-            return REPLY_FAIL
-        return reply
-
-    def _bounded_getlist(self, keys: list[bytes], room: int, fd: int = -1) -> bytes:
-        try:
-            reply = bounded_getlist(self.db, keys, room)
-        except Exception:
-            log.exception("getlist failed")
-            return REPLY_MISC_FAIL
-        if reply is None:
-            log.info("fd %d: getlist refused (over the memory budget, or failed)", fd)
-            return REPLY_MISC_FAIL
+            log.info("fd %d: %s of %d keys refused: %s", fd, name, len(keys), why)
+            return fail
         return reply
