@@ -20,7 +20,7 @@ from . import commands as c
 from . import indexes as ix
 from . import kinds as k
 from . import protocol as p
-from .aioconnection import AsyncConnection, AsyncConnectionPool, conn_error
+from .aioconnection import AsyncConnection, AsyncConnectionPool, conn_error, expire
 from .aiotimeout import within
 from .errors import (
     TyrantCommandError,
@@ -129,7 +129,7 @@ class AsyncTyrant:
                 return await waiter.future  # type: ignore[no-any-return]
             # a timer on the reply's own future, not wait_for: cheaper, and a
             # cancellation is never lost (see aiotimeout)
-            timer = loop.call_later(deadline - loop.time(), _expire, waiter.future)
+            timer = loop.call_later(deadline - loop.time(), expire, waiter.future, _Expired)
             try:
                 return await waiter.future  # type: ignore[no-any-return]
             except _Expired:
@@ -504,8 +504,3 @@ class AsyncPipeline(c.PipelineBase):
 
 class _Expired(Exception):
     """Set on a reply's future when its deadline passes."""
-
-
-def _expire(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_exception(_Expired())

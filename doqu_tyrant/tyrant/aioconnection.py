@@ -483,7 +483,7 @@ class AsyncConnectionPool:
             if remaining <= 0:
                 raise TyrantPoolTimeout(f"no free connection within {self.timeout} s "
                                         f"(pool_size={self.size})")
-            timer = loop.call_later(remaining, _expire, future)
+            timer = loop.call_later(remaining, expire, future)
         self._waiting.append(future)
         try:
             return await future
@@ -544,9 +544,10 @@ class _PoolWaitExpired(Exception):
     pass
 
 
-def _expire(future: asyncio.Future) -> None:
+def expire(future: asyncio.Future, error: type[Exception] = _PoolWaitExpired) -> None:
+    """Fail ``future`` with ``error`` unless it is done (a deadline's timer)."""
     if not future.done():
-        future.set_exception(_PoolWaitExpired())
+        future.set_exception(error())
 
 
 def _numeric(host: str, port: int) -> list[tuple[int, tuple]] | None:
