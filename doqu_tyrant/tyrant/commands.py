@@ -38,6 +38,7 @@ from .risks import (
     INDEX_VOID,
     PUTSHL_ON_TABLE,
     Risk,
+    batch_empty_columns,
     empty_columns,
     guarded,
     maybe_empty,
@@ -816,26 +817,21 @@ def _table_writes(records: object, command: int, name: str, parse: BatchParser, 
         values = list(records.values())
         keys = _text_pks(list(records))
     if keys is not None and set(map(type, values)) <= {bytes}:  # serialised already
-        _check_serialized(keys, values)
+        nuls = _check_serialized(keys, values)
     else:
         keys, values = [], []
         for pk, record in pairs_arg(records, "records"):
             pkb = pk_bytes(pk, "primary key in records")
             keys.append(pkb)
             values.append(record if record.__class__ is bytes else serialize_record(record, pkb))
-        _check_serialized(keys, values)
-    empty: dict[bytes, bytes] = {}  # column written empty -> the first record doing so
-    for pkb, data in zip(keys, values):
-        if data[:1] != b"\0" and not maybe_empty(data):
-            continue  # (no empty name or value: spec §5.1)
-        parts = data.split(b"\0")
-        names = parts[0::2]
-        if not all(names):
-            raise ValueError(f"record of {pkb!r}: {shown(data)} has an empty column name")
-        for _, column in empty_columns(pkb, parts):
-            empty.setdefault(column, pkb)
+        nuls = _check_serialized(keys, values)
+    # column written empty -> the first record doing so; a record with an empty name
+    empty, bad = batch_empty_columns(values, nuls)
+    if bad >= 0:
+        raise ValueError(f"record of {keys[bad]!r}: {shown(values[bad])} has an empty column "
+                         "name")
     frame = p.encode_puts(keys, values, command)
-    risk = Risk(name, empty=tuple((pk, col) for col, pk in empty.items())) if empty else None
+    risk = Risk(name, empty=tuple((keys[i], col) for col, i in empty.items())) if empty else None
     return _batch((frame, command, parse, arg, idempotent), len(keys), risk)
 
 
@@ -853,14 +849,16 @@ def _text_pks(pks: list[Any]) -> list[bytes] | None:
     return data.split(b"\0") if len(data) <= p.MAX_LENGTH else None
 
 
-def _check_serialized(keys: list[bytes], values: list[bytes]) -> None:
-    """Refuse a serialised record whose names and values do not pair up."""
+def _check_serialized(keys: list[bytes], values: list[bytes]) -> list[int]:
+    """Refuse a serialised record whose names and values do not pair up; each
+    record's count of NUL bytes (odd, or 0 for an empty record)."""
     counts = list(map(bytes.count, values, repeat(b"\0")))
     if 0 in map(int.__and__, counts, repeat(1)):
         for pkb, data, nuls in zip(keys, values, counts):
             if data and not nuls % 2:
                 raise ValueError(f"record of {pkb!r}: {shown(data)} is not a serialised "
                                  "record (name\\0value\\0...: an odd number of NUL bytes)")
+    return counts
 
 
 def table_put_many(records: Mapping[Any, Record | bytes] | Iterable[tuple[Any, Record | bytes]]
