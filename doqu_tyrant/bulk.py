@@ -45,9 +45,12 @@ from typing import TYPE_CHECKING, Any
 from doqu.backend_base import in_batch
 from doqu.document import Document
 from doqu.utils import normalize_key
+from doqu_tyrant.encoder import Encoder, encoder_for
 from doqu_tyrant.records import key_bytes
 from doqu_tyrant.tyrant import protocol as p
 from doqu_tyrant.tyrant.errors import TyrantCommandError, TyrantConnectionError, TyrantError
+from doqu_tyrant.tyrant.indexes import ORDERED
+from doqu_tyrant.tyrant.risks import maybe_empty
 
 if TYPE_CHECKING:
     from doqu_tyrant.storage import StorageAdapter
@@ -87,7 +90,8 @@ class BulkWriteConnectionError(BulkWriteError, TyrantConnectionError):
 class _Item:
     """One document of the batch on its way to the server."""
 
-    __slots__ = ("doc", "index", "key", "generated", "record", "data", "waits", "stored")
+    __slots__ = ("doc", "index", "key", "generated", "record", "data", "fast", "waits",
+                 "stored")
 
     def __init__(self, doc: Document, index: int, key: str | None) -> None:
         self.doc = doc
@@ -96,23 +100,44 @@ class _Item:
         self.generated = key is None
         self.record: Any = None
         self.data = b""
+        self.fast = False  # serialised by the class's generated encoder (record: its structure)
         self.waits: list[int] = []  # ids of unsaved documents of the batch it references
         self.stored = False
 
 
 def _items(storage: StorageAdapter, given: list[Any], keep_keys: bool) -> list[_Item]:
-    """The documents and the unsaved ones they reference, dependencies first, validated."""
+    """The documents and the unsaved ones they reference, dependencies first, validated.
+
+    A document its class's generated encoder (:mod:`doqu_tyrant.encoder`)
+    takes is validated and serialised here, in one pass; any other is
+    validated here and converted by :func:`_convert`.
+    """
     items: list[_Item] = []
     append = items.append
     seen: set[int] = set()
-    classes: set[type] = set()  # the Document classes met (isinstance of an ABC is slow)
+    # The encoder of each Document class met (and isinstance of an ABC is slow).
+    encoders: dict[type, Encoder | None] = {}
+    manager = storage.converter_manager
     count = len(given)
     for index, document in enumerate(given):
-        if document.__class__ not in classes:
+        cls = document.__class__
+        try:
+            encode = encoders[cls]
+        except KeyError:
             if not isinstance(document, Document):
                 raise TypeError(f"save_many() saves Documents; item {index} is "
-                                f"{type(document).__name__} {document!r}")
-            classes.add(document.__class__)
+                                f"{type(document).__name__} {document!r}") from None
+            encode = encoders[cls] = encoder_for(cls, manager)
+        if encode is not None:
+            data = encode(document, storage)
+            if data is not None:  # valid, without references, serialised
+                if id(document) in seen:
+                    continue
+                seen.add(id(document))
+                item = _item(storage, document, index, keep_keys)
+                item.record, item.data, item.fast = cls.structure, data, True
+                append(item)
+                continue
         try:
             refs = document._unsaved_references()
         except ValueError as exc:
@@ -135,6 +160,12 @@ def _validated(storage: StorageAdapter, doc: Document, index: int, count: int,
         doc.validate()
     except ValueError as exc:
         raise in_batch(exc, index, count) from None
+    return _item(storage, doc, index, keep_keys)
+
+
+def _item(storage: StorageAdapter, doc: Document, index: int, keep_keys: bool) -> _Item:
+    """``doc`` as an item that keeps its key if it belongs to ``storage`` (or is
+    new there), or with ``keep_keys``."""
     owner = doc._storage
     return _Item(doc, index, doc._pk if owner is None or owner is storage or keep_keys else None)
 
@@ -155,26 +186,46 @@ def _family(storage: StorageAdapter, family: list[Document], index: int, count: 
 
 def _convert(storage: StorageAdapter, items: Sequence[_Item], count: int,
              kinds: dict[Any, Any] | None) -> dict[Any, Any]:
-    """Records of ``items``, checked and serialised (nothing is sent but index probes)."""
+    """Records of ``items``, checked and serialised (nothing is sent but index probes).
+
+    The items the encoder serialised already are only looked at when they
+    hold an empty value in a column that has a lexical or decimal index:
+    those are converted again the general way, which leaves out their unset
+    fields there (or refuses an empty value).
+    """
     sparse: list[_Item] = []  # the records with empty values
     record_data = storage._record_data
     for item in items:
-        try:
-            item.record, data = record_data(item.doc._to_storage(storage))
-        except (ValueError, TypeError) as exc:
-            raise in_batch(exc, item.index, count) from None
-        item.data = data
-        if b"\0\0" in data or data[-1:] == b"\0":  # an empty value
+        if item.fast:
+            data = item.data
+        else:
+            try:
+                item.record, data = record_data(item.doc._to_storage(storage))
+            except (ValueError, TypeError) as exc:
+                raise in_batch(exc, item.index, count) from None
+            item.data = data
+        if maybe_empty(data):
             sparse.append(item)
     if not sparse:
         return kinds or {}
-    if kinds is None:
-        empty = {name for item in sparse for name, value in item.record.items() if value == ""}
-        index_kinds = getattr(storage.client, "index_kinds", None)
-        kinds = index_kinds(sorted(empty, key=str)) if index_kinds else {}
+    # The columns with an empty value (any column of a class the encoder served).
+    empty = {name for item in sparse if not item.fast
+             for name, value in item.record.items() if value == ""}
+    empty.update(name for record in {id(it.record): it.record for it in sparse
+                                     if it.fast}.values() for name in record)
+    kinds = dict(kinds or {})
+    unknown = [name for name in empty if name not in kinds]
+    index_kinds = getattr(storage.client, "index_kinds", None)
+    if unknown and index_kinds is not None:
+        kinds.update(index_kinds(sorted(unknown, key=str)))
+    if ORDERED.isdisjoint(kinds.get(name) for name in empty):
+        return kinds  # (no empty value in a lexical or decimal index: nothing left out)
     indexable = storage._indexable
     for item in sparse:
         try:
+            if item.fast:
+                item.record, item.data = record_data(item.doc._to_storage(storage))
+                item.fast = False
             record = indexable(item.record, kinds)
             if record is not item.record:  # columns left out
                 item.record, item.data = record_data(record)

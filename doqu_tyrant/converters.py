@@ -45,7 +45,9 @@ from typing import Any
 from doqu.backend_base import ConverterManager
 
 __all__ = [
+    "IDENTITY_TO_DB",
     "LIST_SEPARATOR",
+    "TEXT_TO_DB",
     "UNSET",
     "converter_manager",
     "date_to_text",
@@ -264,6 +266,14 @@ def _datetime_to_db(value: datetime.datetime, storage: Any) -> str:
 @converter_manager.register_to_db(list, tuple)
 def _list_to_db(value: list[Any], storage: Any) -> str:
     return list_to_text(value)
+
+
+#: Stock converters that hand a value of exactly their class back unchanged (its
+#: text is itself), and the other stock converters, which always return ``str``
+#: (see :mod:`doqu_tyrant.encoder`).
+IDENTITY_TO_DB = frozenset({_str_to_db})
+TEXT_TO_DB = frozenset({_none_to_db, _bool_to_db, _int_to_db, _float_to_db, _decimal_to_db,
+                        _date_to_db, _datetime_to_db, _list_to_db})
 
 
 # -- reading -----------------------------------------------------------------------------
