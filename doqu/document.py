@@ -485,7 +485,7 @@ class Document(MutableMapping[str, Any], metaclass=DocumentMeta):
         state["_storage"] = storage
         structure = type(self).structure
         state["_stored_columns"] = (
-            _NO_COLUMNS if record.keys() <= structure.keys()
+            _NO_COLUMNS if record is structure or record.keys() <= structure.keys()
             else frozenset(name for name in record if name not in structure)
         )
         return key

@@ -46,6 +46,7 @@ from doqu.backend_base import in_batch
 from doqu.document import Document
 from doqu.utils import normalize_key
 from doqu_tyrant.encoder import Encoder, encoder_for
+from doqu_tyrant.gcpause import collector_paused
 from doqu_tyrant.records import key_bytes
 from doqu_tyrant.tyrant import protocol as p
 from doqu_tyrant.tyrant.errors import TyrantCommandError, TyrantConnectionError, TyrantError
@@ -93,15 +94,16 @@ class _Item:
     __slots__ = ("doc", "index", "key", "generated", "record", "data", "fast", "waits",
                  "stored")
 
-    def __init__(self, doc: Document, index: int, key: str | None) -> None:
+    def __init__(self, doc: Document, index: int, key: str | None, record: Any = None,
+                 data: bytes = b"", fast: bool = False) -> None:
         self.doc = doc
         self.index = index  # position (in the list given) of the document it was found by
         self.key = key
         self.generated = key is None
-        self.record: Any = None
-        self.data = b""
-        self.fast = False  # serialised by the class's generated encoder (record: its structure)
-        self.waits: list[int] = []  # ids of unsaved documents of the batch it references
+        self.record = record
+        self.data = data
+        self.fast = fast  # serialised by the class's generated encoder (record: its structure)
+        self.waits: Sequence[int] = ()  # ids of unsaved documents of the batch it references
         self.stored = False
 
 
@@ -131,12 +133,13 @@ def _items(storage: StorageAdapter, given: list[Any], keep_keys: bool) -> list[_
         if encode is not None:
             data = encode(document, storage)
             if data is not None:  # valid, without references, serialised
-                if id(document) in seen:
-                    continue
-                seen.add(id(document))
-                item = _item(storage, document, index, keep_keys)
-                item.record, item.data, item.fast = cls.structure, data, True
-                append(item)
+                ident = id(document)
+                if ident not in seen:
+                    seen.add(ident)
+                    owner = document._storage  # (the key rule of _item, inline: this is hot)
+                    append(_Item(document, index, document._pk if owner is None
+                                 or owner is storage or keep_keys else None,
+                                 cls.structure, data, True))
                 continue
         try:
             refs = document._unsaved_references()
@@ -398,6 +401,11 @@ def save_many(storage: StorageAdapter, documents: Iterable[Document],
     given = list(documents)
     if not given:
         return []
+    with collector_paused():  # (it only ever finds the batch's live objects)
+        return _save_many(storage, given, keep_keys)
+
+
+def _save_many(storage: StorageAdapter, given: list[Document], keep_keys: bool) -> list[str]:
     items = _items(storage, given, keep_keys)
     for item in items:  # bad keys are refused before anything is sent
         if item.key is not None:

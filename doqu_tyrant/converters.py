@@ -275,6 +275,26 @@ IDENTITY_TO_DB = frozenset({_str_to_db})
 TEXT_TO_DB = frozenset({_none_to_db, _bool_to_db, _int_to_db, _float_to_db, _decimal_to_db,
                         _date_to_db, _datetime_to_db, _list_to_db})
 
+#: Stock converters as Python statements, for a value of exactly the class given
+#: (the generated encoder writes them out instead of calling the converter):
+#: ``{v}`` is the value, ``{t}`` the text to set, ``{c}`` the converter itself,
+#: called for the uncommon values (an exponent, a NaN, an item holding the
+#: separator), so that every statement gives what the converter returns.
+INLINE_TO_DB: dict[Any, tuple[type, tuple[str, ...]]] = {
+    _bool_to_db: (bool, ("{t} = '1' if {v} else '0'",)),
+    _int_to_db: (int, ("{t} = str({v})",)),
+    _float_to_db: (float, ("{t} = repr({v})",
+                           "if 'e' in {t} or 'n' in {t}: {t} = {c}({v}, storage)")),
+    # a finite Decimal's str() holds only digits, '.', '-' and an exponent's 'E+'
+    _decimal_to_db: (Decimal, ("{t} = str({v})",
+                               "if 'E' in {t} or 'N' in {t} or 'I' in {t} or "
+                               f"len({{t}}) >= {MAX_DECIMAL_TEXT}: {{t}} = {{c}}({{v}}, storage)")),
+    _date_to_db: (datetime.date, ("{t} = {v}.isoformat().replace('-', '')",)),
+    _list_to_db: (list, (f"{{t}} = {LIST_SEPARATOR!r}.join({{v}}) if {{v}} else ''",
+                         f"if {{v}} and ({{t}}.count({LIST_SEPARATOR!r}) != len({{v}}) - 1 "
+                         "or not {t}): {t} = {c}({v}, storage)")),
+}
+
 
 # -- reading -----------------------------------------------------------------------------
 

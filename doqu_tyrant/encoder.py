@@ -36,8 +36,8 @@ from typing import Any
 
 from doqu.backend_base import ConverterManager
 from doqu.document import Document
-from doqu.validators import StopValidation
-from doqu_tyrant.converters import IDENTITY_TO_DB, TEXT_TO_DB, converter_manager
+from doqu.validators import Exists, Length, Optional, Required, StopValidation
+from doqu_tyrant.converters import IDENTITY_TO_DB, INLINE_TO_DB, TEXT_TO_DB, converter_manager
 from doqu_tyrant.tyrant import protocol as p
 
 __all__ = ["Encoder", "encoder_for"]
@@ -46,6 +46,16 @@ __all__ = ["Encoder", "encoder_for"]
 Encoder = Callable[[Document, Any], "bytes | None"]
 
 _MISSING = object()
+# Stock validators as a condition under which calling them does nothing (``{x}``:
+# the value, ``{V}``: the validator); they are called only when it is false.
+_PASSES = {
+    Required: "{x}.__class__ is str and {x}",
+    Optional: "{x}.__class__ is str and {x}",
+    Exists: "{x} is not None",
+    Length: ("({x}.__class__ is str or {x}.__class__ is list) "
+             "and ({V}.min is None or {V}.min <= len({x})) "
+             "and ({V}.max is None or len({x}) <= {V}.max)"),
+}
 _STOCK_NONE = converter_manager.get_to_db(type(None))
 # class -> (what the encoder was made from, the encoder or None)
 _CACHE: weakref.WeakKeyDictionary[type, tuple[tuple[Any, ...], Encoder | None]] = (
@@ -110,8 +120,12 @@ def _compile(cls: type[Document], manager: ConverterManager) -> Encoder | None:
         lines.append(f"    value = get(N{index})")
         lines.append("    try:")
         for position, validator in enumerate(chain):
-            env[f"V{index}_{position}"] = validator
-            lines.append(f"        V{index}_{position}(doc, value)")
+            ref = f"V{index}_{position}"
+            env[ref] = validator
+            passes = _PASSES.get(type(validator))
+            call = f"{ref}(doc, value)"
+            lines.append(f"        if not ({passes.format(x='value', V=ref)}): {call}"
+                         if passes else f"        {call}")
         lines += ["    except StopValidation as exc:",
                   "        if exc.message:",
                   "            return None",
@@ -126,8 +140,13 @@ def _compile(cls: type[Document], manager: ConverterManager) -> Encoder | None:
         env[f"C{index}"] = convert
         value, text = f"v{index}", f"t{index}"
         lines.append(f"        {value} = get(F{index}, MISSING)")
+        inline = INLINE_TO_DB.get(convert)
         if convert in IDENTITY_TO_DB:
             lines.append(f"        if {value}.__class__ is E{index}: {text} = {value}")
+        elif inline is not None and inline[0] is expected:  # written out, not called
+            lines.append(f"        if {value}.__class__ is E{index}:")
+            lines += [f"            {line.format(v=value, t=text, c=f'C{index}')}"
+                      for line in inline[1]]
         else:
             lines.append(f"        if {value}.__class__ is E{index}: "
                          f"{text} = C{index}({value}, storage)")

@@ -9,9 +9,9 @@ with an empty key) are refused here at once. No I/O happens in this module.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
-from itertools import accumulate, compress
-from operator import not_
+from itertools import accumulate
 from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import TyrantUnsafeWrite
@@ -88,6 +88,12 @@ def empty_columns(pk: bytes, args: list[bytes]) -> tuple[tuple[bytes, bytes], ..
     return tuple((pk, name) for name, value in zip(it, it) if not value)
 
 
+# Columns with a name and a value: what the scan of batch_empty_columns skips in C
+# (at most so many at a time, which bounds the regex engine's stack).
+_FULL_COLUMNS = rb"[^\0]+\0[^\0]+(?:\0|\Z)"
+_SKIP_AT_ONCE = 1024
+
+
 def batch_empty_columns(values: list[bytes], nuls: list[int]) -> tuple[dict[bytes, int], int]:
     """Over many serialised records (spec §5.1; ``nuls``: each one's count of NUL
     bytes, odd, or 0 for an empty record): each column written empty → the
@@ -95,30 +101,51 @@ def batch_empty_columns(values: list[bytes], nuls: list[int]) -> tuple[dict[byte
     with an empty column name (-1: none).
 
     The records are read as one: joined by NUL bytes, their names and values
-    still alternate, so that the search, the split and the pairing run in C
-    (a record at a time cost a few microseconds each).
+    still alternate, so a regular expression skips whole columns in C --
+    those with a name and a value, and those already known to be written empty
+    -- and Python only looks at the first empty value of each column (and at
+    each empty name). A record at a time cost a few microseconds each.
     """
     present = None
     if 0 in nuls:  # an empty record has no NUL to pair: those are left out
         present = [i for i, data in enumerate(values) if data]
         values = [values[i] for i in present]
-        nuls = [nuls[i] for i in present]
     blob = b"\0".join(values)
     if b"\0\0" not in blob and blob[:1] != b"\0" and blob[-1:] != b"\0":
         return {}, -1  # no empty name or value anywhere
-    parts = blob.split(b"\0")
-    names = parts[0::2]
-    ends = list(accumulate(map((1).__add__, nuls)))  # record i: parts < ends[i]
-    bad = -1 if all(names) else bisect_right(ends, 2 * names.index(b""))
+    ends = list(accumulate(map((1).__add__, map(len, values))))  # record i: bytes < ends[i]
     first: dict[bytes, int] = {}
-    for j in compress(range(len(names)), map(not_, parts[1::2])):
-        column = names[j]
-        if column not in first:
-            first[column] = bisect_right(ends, 2 * j)
+    bad = -1
+    skip = _skipping(())
+    pos, size, find = 0, len(blob), blob.find
+    while True:
+        pos = skip.match(blob, pos).end()  # type: ignore[union-attr]
+        if pos >= size:
+            break
+        # a column the pattern does not skip: an empty name, or a new empty value
+        name_end = find(b"\0", pos)
+        value_end = find(b"\0", name_end + 1)
+        if value_end < 0:
+            value_end = size
+        if name_end == pos and bad < 0:
+            bad = bisect_right(ends, pos)
+        if value_end == name_end + 1:
+            name = blob[pos:name_end]
+            if name not in first:
+                first[name] = bisect_right(ends, pos)
+                skip = _skipping(tuple(first))
+        pos = value_end + 1
     if present is not None:
         first = {column: present[i] for column, i in first.items()}
         bad = present[bad] if bad >= 0 else -1
     return first, bad
+
+
+def _skipping(empty: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    """A pattern matching columns with a name and a value, or with one of the
+    names ``empty`` and no value (``re`` caches the compiled patterns)."""
+    known = b"".join(re.escape(name) + rb"\0(?:\0|\Z)|" for name in empty if name)
+    return re.compile(b"(?:" + known + _FULL_COLUMNS + b"){0,%d}" % _SKIP_AT_ONCE)
 
 
 def maybe_empty(data: bytes) -> bool:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from doqu import Document
 from doqu.backend_base import ConverterManager
-from doqu.validators import Length, Optional, Required
+from doqu.validators import Exists, Length, Optional, Required
 from doqu_tyrant import StorageAdapter
 from doqu_tyrant.converters import converter_manager
 from doqu_tyrant.encoder import encoder_for
@@ -137,3 +137,60 @@ def test_batch_empty_columns_reads_every_record_as_one_at_a_time_would(
 @pytest.mark.parametrize("values", [[], [b""], [b"", b""]])
 def test_batch_empty_columns_of_empty_records(values: list[bytes]) -> None:
     assert batch_empty_columns(values, [0] * len(values)) == ({}, -1)
+
+
+TRICKY: list[tuple[type, list[Any]]] = [
+    (bool, [True, False]),
+    (int, [0, -1, 10**30]),
+    (float, [0.1, -0.0, 1e20, 1e-7, 2.5e-300, float("inf"), float("-inf"), float("nan")]),
+    (Decimal, [Decimal("1.50"), Decimal("-0"), Decimal("1E+2"), Decimal("1E-7"),
+               Decimal("0.000001"), Decimal("NaN"), Decimal("-sNaN"), Decimal("Infinity"),
+               Decimal("-Infinity"), Decimal("1E+9999"), Decimal("1" * 4100)]),
+    (datetime.date, [datetime.date(1, 1, 1), datetime.date(999, 12, 31),
+                     datetime.date(9999, 12, 31)]),
+    (list, [[], [""], ["", ""], ["a"], ["a, b"], ["a,", " b"], ["a", "b"], [1], ["\0"]]),
+]
+
+
+@pytest.mark.parametrize(("kind", "values"), TRICKY, ids=[k.__name__ for k, _ in TRICKY])
+def test_converters_written_out_give_what_they_return(db: StorageAdapter, kind: type,
+                                                      values: list[Any]) -> None:
+    class One(Document):
+        structure = {"v": kind}
+        validators = {"v": [Exists()]}
+
+    encode = encoder_for(One, db.converter_manager)
+    assert encode is not None
+    taken = 0
+    for value in values:
+        doc = One(v=value)
+        data = encode(doc, db)
+        assert data is None or data == general(db, doc), value
+        taken += data is not None
+    assert taken  # (the fast path served some)
+    assert encode(One(), db) is None  # Exists stops a missing value with a message
+
+
+def test_stock_validators_read_their_bounds_when_called(db: StorageAdapter) -> None:
+    class Short(Document):
+        structure = {"name": str}
+        validators = {"name": [Length(min=2, max=4)]}
+
+    encode = encoder_for(Short, db.converter_manager)
+    assert encode is not None
+    assert encode(Short(name="abc"), db) == b"name\0abc"
+    Short.validators["name"][0].max = 2  # (the same validator, changed in place)
+    assert encode(Short(name="abc"), db) is None  # refused now: the general path raises
+    with pytest.raises(ValueError):
+        Short(name="abc").validate()
+
+
+def test_batch_empty_columns_over_many_columns() -> None:
+    """Far more columns than the scan skips at once; empty ones early, late and last."""
+    values = [b"a\0x\0b\0y"] * 3000
+    values[1] = b"a\0\0b\0y"
+    values[2500] = b"a\0x\0\0y"  # an empty name
+    values[2999] = b"a\0x\0b\0"
+    values.append(b"c\0")
+    assert batch_empty_columns(values, [v.count(b"\0") for v in values]) == (
+        {b"a": 1, b"b": 2999, b"c": 3000}, 2500)
