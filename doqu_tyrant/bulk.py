@@ -49,6 +49,7 @@ from doqu_tyrant.encoder import Encoder, encoder_for
 from doqu_tyrant.gcpause import collector_paused
 from doqu_tyrant.records import key_bytes
 from doqu_tyrant.tyrant import protocol as p
+from doqu_tyrant.tyrant.commands import Scan, scan_serialized
 from doqu_tyrant.tyrant.errors import TyrantCommandError, TyrantConnectionError, TyrantError
 from doqu_tyrant.tyrant.indexes import ORDERED
 from doqu_tyrant.tyrant.risks import maybe_empty
@@ -188,41 +189,40 @@ def _family(storage: StorageAdapter, family: list[Document], index: int, count: 
 
 
 def _convert(storage: StorageAdapter, items: Sequence[_Item], count: int,
-             kinds: dict[Any, Any] | None) -> dict[Any, Any]:
-    """Records of ``items``, checked and serialised (nothing is sent but index probes).
+             kinds: dict[Any, Any] | None) -> tuple[dict[Any, Any], Scan]:
+    """Records of ``items``, checked and serialised (nothing is sent but index
+    probes); the index kinds learnt, and the scan of the records (in order).
 
-    The items the encoder serialised already are only looked at when they
-    hold an empty value in a column that has a lexical or decimal index:
-    those are converted again the general way, which leaves out their unset
+    The scan (:func:`~doqu_tyrant.tyrant.commands.scan_serialized`, handed on
+    to the batch that writes the records) finds the columns written empty. Only
+    if one of them has a lexical or decimal index are the records with empty
+    values converted again the general way, which leaves out their unset
     fields there (or refuses an empty value).
     """
-    sparse: list[_Item] = []  # the records with empty values
     record_data = storage._record_data
     for item in items:
-        if item.fast:
-            data = item.data
-        else:
+        if not item.fast:
             try:
-                item.record, data = record_data(item.doc._to_storage(storage))
+                item.record, item.data = record_data(item.doc._to_storage(storage))
             except (ValueError, TypeError) as exc:
                 raise in_batch(exc, item.index, count) from None
-            item.data = data
-        if maybe_empty(data):
-            sparse.append(item)
-    if not sparse:
-        return kinds or {}
-    # The columns with an empty value (any column of a class the encoder served).
+    scan = scan_serialized([item.data for item in items])
+    if scan.bad >= 0:  # pragma: no cover - both encoders refuse an empty column name
+        raise in_batch(ValueError("a column without a name"), items[scan.bad].index, count)
+    kinds = dict(kinds or {})
+    index_kinds = getattr(storage.client, "index_kinds", None)
+    if not scan.empty or index_kinds is None or ORDERED.isdisjoint(
+            index_kinds(sorted(scan.empty)).values()):
+        return kinds, scan  # (no empty value in a lexical or decimal index: nothing left out)
+    # The columns with an empty value, by their names in the records.
+    sparse = [item for item in items if maybe_empty(item.data)]
     empty = {name for item in sparse if not item.fast
              for name, value in item.record.items() if value == ""}
     empty.update(name for record in {id(it.record): it.record for it in sparse
                                      if it.fast}.values() for name in record)
-    kinds = dict(kinds or {})
     unknown = [name for name in empty if name not in kinds]
-    index_kinds = getattr(storage.client, "index_kinds", None)
-    if unknown and index_kinds is not None:
+    if unknown:
         kinds.update(index_kinds(sorted(unknown, key=str)))
-    if ORDERED.isdisjoint(kinds.get(name) for name in empty):
-        return kinds  # (no empty value in a lexical or decimal index: nothing left out)
     indexable = storage._indexable
     for item in sparse:
         try:
@@ -234,7 +234,7 @@ def _convert(storage: StorageAdapter, items: Sequence[_Item], count: int,
                 item.record, item.data = record_data(record)
         except (ValueError, TypeError) as exc:
             raise in_batch(exc, item.index, count) from None
-    return kinds
+    return kinds, scan_serialized([item.data for item in items])
 
 
 def _chunks(items: Sequence[_Item]) -> Iterator[Sequence[_Item]]:
@@ -251,10 +251,12 @@ def _chunks(items: Sequence[_Item]) -> Iterator[Sequence[_Item]]:
 class _Batch:
     """The state of one ``save_many`` call."""
 
-    def __init__(self, storage: StorageAdapter, items: list[_Item]) -> None:
+    def __init__(self, storage: StorageAdapter, items: list[_Item], scan: Scan) -> None:
         self.storage = storage
         self.client = storage.client
         self.items = items
+        self.scan = scan  # of the records about to be written (the batch skips it if
+        # they are not these very records: another order, a chunk, a retry)
         self.unknown: list[Document] = []
 
     def error(self, message: str, cause: BaseException) -> BulkWriteError:
@@ -354,9 +356,9 @@ class _Batch:
         """
         pipeline = self.client.pipeline()
         if given:
-            pipeline.table_put_many([(it.key, it.data) for it in given])
+            pipeline.table_put_many({it.key: it.data for it in given}, scan=self.scan)
         if new:
-            pipeline.table_putkeep_many({it.key: it.data for it in new})
+            pipeline.table_putkeep_many({it.key: it.data for it in new}, scan=self.scan)
         return pipeline.execute(raise_on_error=False)  # type: ignore[no-any-return]
 
     def _exist(self, keys: list[str]) -> list[bool]:
@@ -414,8 +416,8 @@ def _save_many(storage: StorageAdapter, given: list[Document], keep_keys: bool) 
             except (ValueError, TypeError) as exc:
                 raise in_batch(exc, item.index, len(given)) from None
     ready = [it for it in items if not it.waits]
-    kinds = _convert(storage, items, len(given), None)  # also checks the waiting ones
-    batch = _Batch(storage, items)
+    kinds, scan = _convert(storage, items, len(given), None)  # also checks the waiting ones
+    batch = _Batch(storage, items, scan)
     waiting = [it for it in items if it.waits]
     while ready:
         batch.write(ready)
@@ -424,7 +426,8 @@ def _save_many(storage: StorageAdapter, given: list[Document], keep_keys: bool) 
         stored = {id(it.doc) for it in items if it.stored}
         ready = [it for it in waiting if all(w in stored for w in it.waits)]
         waiting = [it for it in waiting if not all(w in stored for w in it.waits)]
-        _convert(storage, ready, len(given), kinds)  # now with the keys they reference
+        # (converted again: now with the keys they reference)
+        kinds, batch.scan = _convert(storage, ready, len(given), kinds)
     if waiting:  # pragma: no cover - references form no cycle (checked when collected)
         raise RuntimeError("save_many: documents wait for references that were not saved")
     return [normalize_key(doc._pk) for doc in given]  # type: ignore[arg-type]

@@ -539,6 +539,26 @@ def test_table_empty_key_generates_uid(table: Cabinet) -> None:
     assert table.misc("genuid") == [b"1"]
 
 
+def test_genuids_take_the_next_numbers_at_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "u.tct")
+    with Cabinet(path) as table:
+        assert table.genuid() == 1
+        assert table.genuids(5) == [2, 3, 4, 5, 6]
+        assert table.genuids(1) == [7]
+        assert table.genuid() == 8
+        assert table.putkeep(b"", b"a\0x")  # (an empty key takes the next one too)
+        assert table.get(b"9") == b"a\0x"
+        assert table.genuids(0) == []
+    with Cabinet(path) as table:  # the seed moved past them is on disk
+        assert table.genuids(3) == [10, 11, 12]
+        assert table.vanish()
+        assert table.genuids(2) == [1, 2]
+
+
+def test_genuids_of_a_key_value_database(kv: Cabinet) -> None:
+    assert kv.genuids(3) == [-1, -1, -1]
+
+
 def test_table_addint_adddouble(table: Cabinet) -> None:
     assert table.addint(b"c", 3) == 3
     assert cols(table, b"c") == [b"_num", b"3"]

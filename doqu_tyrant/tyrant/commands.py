@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain, repeat
-from operator import itemgetter
-from typing import TYPE_CHECKING, Any, TypeAlias
+from operator import is_, itemgetter
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from . import protocol as p
 from .errors import EKEEP, EMISC, ENOREC, TyrantCommandError, TyrantDecodeError, TyrantError
@@ -809,24 +809,50 @@ def genuids(count: int) -> Cmd:
     return _batch((p.GENUID_FRAME * n, p.MISC, _genuids, None, False), n)
 
 
+class Scan(NamedTuple):
+    """Serialised table records checked and scanned once (:func:`scan_serialized`):
+    ``values`` the records, ``nuls`` each one's count of NUL bytes, ``empty`` each
+    column written empty → the position of the first record doing so, ``bad`` the
+    position of the first record with an empty column name (-1: none)."""
+
+    values: list[bytes]
+    nuls: list[int]
+    empty: dict[bytes, int]
+    bad: int
+
+
+def scan_serialized(values: list[bytes]) -> Scan:
+    """Check serialised records (names and values pair up) and find their empty
+    columns; a caller that has to look at them before it has their keys hands the
+    result to :func:`table_put_many` / :func:`table_putkeep_many`, which then
+    frame the same records without reading them again."""
+    nuls = _check_serialized(None, values)
+    return Scan(values, nuls, *batch_empty_columns(values, nuls))
+
+
 def _table_writes(records: object, command: int, name: str, parse: BatchParser, arg: Any,
-                  idempotent: bool) -> Cmd:
+                  idempotent: bool, scan: Scan | None) -> Cmd:
     keys: list[bytes] | None = None
     values: list[Any] = []
     if type(records) is dict:
         values = list(records.values())
         keys = _text_pks(list(records))
-    if keys is not None and set(map(type, values)) <= {bytes}:  # serialised already
-        nuls = _check_serialized(keys, values)
+    if keys is not None and scan is not None and len(scan.values) == len(values) and all(
+            map(is_, values, scan.values)):  # these very records were scanned already
+        empty, bad = scan.empty, scan.bad
     else:
-        keys, values = [], []
-        for pk, record in pairs_arg(records, "records"):
-            pkb = pk_bytes(pk, "primary key in records")
-            keys.append(pkb)
-            values.append(record if record.__class__ is bytes else serialize_record(record, pkb))
-        nuls = _check_serialized(keys, values)
-    # column written empty -> the first record doing so; a record with an empty name
-    empty, bad = batch_empty_columns(values, nuls)
+        if keys is not None and set(map(type, values)) <= {bytes}:  # serialised already
+            nuls = _check_serialized(keys, values)
+        else:
+            keys, values = [], []
+            for pk, record in pairs_arg(records, "records"):
+                pkb = pk_bytes(pk, "primary key in records")
+                keys.append(pkb)
+                values.append(record if record.__class__ is bytes
+                              else serialize_record(record, pkb))
+            nuls = _check_serialized(keys, values)
+        # column written empty -> the first record doing so; a record with an empty name
+        empty, bad = batch_empty_columns(values, nuls)
     if bad >= 0:
         raise ValueError(f"record of {keys[bad]!r}: {shown(values[bad])} has an empty column "
                          "name")
@@ -849,31 +875,35 @@ def _text_pks(pks: list[Any]) -> list[bytes] | None:
     return data.split(b"\0") if len(data) <= p.MAX_LENGTH else None
 
 
-def _check_serialized(keys: list[bytes], values: list[bytes]) -> list[int]:
-    """Refuse a serialised record whose names and values do not pair up; each
-    record's count of NUL bytes (odd, or 0 for an empty record)."""
+def _check_serialized(keys: list[bytes] | None, values: list[bytes]) -> list[int]:
+    """Refuse a serialised record whose names and values do not pair up (named by
+    its key, or its position without ``keys``); each record's count of NUL bytes
+    (odd, or 0 for an empty record)."""
     counts = list(map(bytes.count, values, repeat(b"\0")))
     if 0 in map(int.__and__, counts, repeat(1)):
-        for pkb, data, nuls in zip(keys, values, counts):
+        for i, (data, nuls) in enumerate(zip(values, counts)):
             if data and not nuls % 2:
-                raise ValueError(f"record of {pkb!r}: {shown(data)} is not a serialised "
+                what = f"of {keys[i]!r}" if keys is not None else str(i)
+                raise ValueError(f"record {what}: {shown(data)} is not a serialised "
                                  "record (name\\0value\\0...: an odd number of NUL bytes)")
     return counts
 
 
-def table_put_many(records: Mapping[Any, Record | bytes] | Iterable[tuple[Any, Record | bytes]]
-                   ) -> Cmd:
+def table_put_many(records: Mapping[Any, Record | bytes] | Iterable[tuple[Any, Record | bytes]],
+                   scan: Scan | None = None) -> Cmd:
     """Table records (``{pk: record}`` or pairs) each written with a binary PUT of the
     serialised record (what :func:`table_put` stores), as one :class:`Batch`. A
-    record given as ``bytes`` is taken as serialised already (spec §5.1)."""
-    return _table_writes(records, p.PUT, "table_put_many", _statuses, "put", True)
+    record given as ``bytes`` is taken as serialised already (spec §5.1); ``scan``:
+    their :func:`scan_serialized`, used only if it is of these very records (a
+    ``dict`` whose values, in order, are the objects scanned)."""
+    return _table_writes(records, p.PUT, "table_put_many", _statuses, "put", True, scan)
 
 
 def table_putkeep_many(records: Mapping[Any, Record | bytes]
-                       | Iterable[tuple[Any, Record | bytes]]) -> Cmd:
+                       | Iterable[tuple[Any, Record | bytes]], scan: Scan | None = None) -> Cmd:
     """Like :func:`table_put_many`, with PUTKEEP: each result is whether the
     record was stored (False: the key exists, or the server refused it)."""
-    return _table_writes(records, p.PUTKEEP, "table_putkeep_many", _flags, None, False)
+    return _table_writes(records, p.PUTKEEP, "table_putkeep_many", _flags, None, False, scan)
 
 
 #: Builders by method name, aliases included (used by the pipelines).

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from itertools import repeat
@@ -385,6 +386,15 @@ _COUNT_SIZE_FROM = struct.Struct(">II").unpack_from  # a list reply's count and 
 
 _new_reply = tuple.__new__
 
+# Successful one-element list replies whose element is 1 to 20 digits (a number:
+# what ``genuid`` answers), each length field matching its digits, at most 1024 at
+# a time (bounding the regex engine's stack); and the digits of each.
+_NUMBER_REPLIES = re.compile(
+    b"(?:\\x00\\x00\\x00\\x00\\x01\\x00\\x00\\x00(?:"
+    + b"|".join(re.escape(bytes((n,))) + b"[0-9]{%d}" % n for n in range(1, 21))
+    + b")){0,1024}")
+_NUMBER_ELEMENT = re.compile(b"\\x00\\x00\\x00\\x00\\x01\\x00\\x00\\x00[\\x01-\\x14]([0-9]+)")
+
 
 def decode_reply(command: int, data: bytes | bytearray | memoryview) -> tuple[Reply, int] | None:
     """One complete reply to ``command`` at the start of ``data``, with the
@@ -626,16 +636,32 @@ class ReplyDecoder:
 
     def _list_run(self, shape: int, out: list[Reply]) -> int:
         """Decode the successful one-element list replies (of ``shape``) due and
-        buffered in a row; how many (the others take the general path)."""
+        buffered in a row; how many (the others take the general path).
+
+        Replies holding a number (``genuid``'s) are matched many at a time by a
+        regular expression that checks every one's length field.
+        """
         buf = self._buf
         pos = self._pos
         size = len(buf)
         expected = self._expected
         index = start = self._next
-        last = len(expected)
+        due = expected[index : index + (size - pos) // 9]  # (a reply takes 9 bytes or more)
+        last = index + len(due) - len(due.lstrip(bytes((shape,))))
+        while index < last:
+            end = _NUMBER_REPLIES.match(buf, pos).end()  # type: ignore[union-attr]
+            if end == pos:
+                break
+            numbers = _NUMBER_ELEMENT.findall(buf, pos, end)
+            if len(numbers) > last - index:  # more than are due: the rest wait
+                numbers = numbers[: last - index]
+                end = pos + 9 * len(numbers) + sum(map(len, numbers))
+            out += [_new_reply(Reply, (True, [number])) for number in numbers]
+            index += len(numbers)
+            pos = end
         unpack = _COUNT_SIZE_FROM
         append = out.append
-        while index < last and expected[index] == shape and pos + 9 <= size and buf[pos] == 0:
+        while index < last and pos + 9 <= size and buf[pos] == 0:
             count, length = unpack(buf, pos + 1)
             end = pos + 9 + length
             if count != 1 or end > size:

@@ -135,12 +135,13 @@ class _Queue:
         self._batches.append(batch)
         return self
 
-    def table_put_many(self, records: Any) -> Any:
+    def table_put_many(self, records: Any, scan: Any = None) -> Any:
         """Queue :meth:`~.client.Tyrant.table_put_many`, each shard's share as one
-        batch; its result is one per record, in order."""
+        batch; its result is one per record, in order. (A ``scan`` of all the
+        records is not of any share: each share is checked on its own.)"""
         return self._queue_batch("table_put_many", records)
 
-    def table_putkeep_many(self, records: Any) -> Any:
+    def table_putkeep_many(self, records: Any, scan: Any = None) -> Any:
         """Queue :meth:`~.client.Tyrant.table_putkeep_many` (see :meth:`table_put_many`)."""
         return self._queue_batch("table_putkeep_many", records)
 
