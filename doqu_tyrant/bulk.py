@@ -25,6 +25,15 @@ does for each document, in bulk:
 A document referencing another unsaved one of the batch is written once
 that one's key is known (one more round trip per level of such references).
 
+The common load -- distinct new documents of one class that its generated
+encoder serialises, nothing to leave out, one round trip's worth -- takes
+the same two round trips without an item per document
+(:mod:`doqu_tyrant.bulk_items` collects and converts those for everything
+else); if a record is refused or its key proves taken, or the connection
+breaks, the batch is handed to the general bookkeeping with the keys taken.
+The cyclic garbage collector is paused during the call
+(:mod:`doqu_tyrant.gcpause`).
+
 If the batch stops part-way (the server refuses a record, the connection
 breaks), :class:`BulkWriteError` says which documents were stored (they
 have their ``pk``), which were not, and which may or may not have been (a
@@ -40,19 +49,18 @@ included).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from doqu.backend_base import in_batch
 from doqu.document import Document
 from doqu.utils import normalize_key
-from doqu_tyrant.encoder import Encoder, encoder_for
+from doqu_tyrant.bulk_items import Item, collect, convert, encode_all, leaves_out
 from doqu_tyrant.gcpause import collector_paused
 from doqu_tyrant.records import key_bytes
 from doqu_tyrant.tyrant import protocol as p
 from doqu_tyrant.tyrant.commands import Scan, scan_serialized
 from doqu_tyrant.tyrant.errors import TyrantCommandError, TyrantConnectionError, TyrantError
-from doqu_tyrant.tyrant.indexes import ORDERED
-from doqu_tyrant.tyrant.risks import maybe_empty
 
 if TYPE_CHECKING:
     from doqu_tyrant.storage import StorageAdapter
@@ -89,161 +97,31 @@ class BulkWriteConnectionError(BulkWriteError, TyrantConnectionError):
     """A :class:`BulkWriteError` because the connection broke (also a ``ConnectionError``)."""
 
 
-class _Item:
-    """One document of the batch on its way to the server."""
-
-    __slots__ = ("doc", "index", "key", "generated", "record", "data", "fast", "waits",
-                 "stored")
-
-    def __init__(self, doc: Document, index: int, key: str | None, record: Any = None,
-                 data: bytes = b"", fast: bool = False) -> None:
-        self.doc = doc
-        self.index = index  # position (in the list given) of the document it was found by
-        self.key = key
-        self.generated = key is None
-        self.record = record
-        self.data = data
-        self.fast = fast  # serialised by the class's generated encoder (record: its structure)
-        self.waits: Sequence[int] = ()  # ids of unsaved documents of the batch it references
-        self.stored = False
+_DATA = attrgetter("data")
+_KEY = attrgetter("key")
 
 
-def _items(storage: StorageAdapter, given: list[Any], keep_keys: bool) -> list[_Item]:
-    """The documents and the unsaved ones they reference, dependencies first, validated.
-
-    A document its class's generated encoder (:mod:`doqu_tyrant.encoder`)
-    takes is validated and serialised here, in one pass; any other is
-    validated here and converted by :func:`_convert`.
-    """
-    items: list[_Item] = []
-    append = items.append
-    seen: set[int] = set()
-    # The encoder of each Document class met (and isinstance of an ABC is slow).
-    encoders: dict[type, Encoder | None] = {}
-    manager = storage.converter_manager
-    count = len(given)
-    for index, document in enumerate(given):
-        cls = document.__class__
-        try:
-            encode = encoders[cls]
-        except KeyError:
-            if not isinstance(document, Document):
-                raise TypeError(f"save_many() saves Documents; item {index} is "
-                                f"{type(document).__name__} {document!r}") from None
-            encode = encoders[cls] = encoder_for(cls, manager)
-        if encode is not None:
-            data = encode(document, storage)
-            if data is not None:  # valid, without references, serialised
-                ident = id(document)
-                if ident not in seen:
-                    seen.add(ident)
-                    owner = document._storage  # (the key rule of _item, inline: this is hot)
-                    append(_Item(document, index, document._pk if owner is None
-                                 or owner is storage or keep_keys else None,
-                                 cls.structure, data, True))
-                continue
-        try:
-            refs = document._unsaved_references()
-        except ValueError as exc:
-            raise in_batch(exc, index, count) from None
-        if refs:
-            _family(storage, [*refs, document], index, count, keep_keys, seen, items)
-            continue
-        if id(document) in seen:
-            continue
-        seen.add(id(document))
-        append(_validated(storage, document, index, count, keep_keys))
-    return items
+def _new_keys(client: Any, count: int) -> list[str]:
+    """``count`` new keys from the table's counter (pipelined ``genuid``)."""
+    keys: list[str] = []
+    while len(keys) < count:
+        keys += map(str, client.genuids(min(count - len(keys), CHUNK_COUNT)))
+    return keys
 
 
-def _validated(storage: StorageAdapter, doc: Document, index: int, count: int,
-               keep_keys: bool) -> _Item:
-    """``doc`` validated (an error names item ``index`` of ``count``), as an item that
-    keeps its key if it belongs to ``storage`` (or is new there), or with ``keep_keys``."""
-    try:
-        doc.validate()
-    except ValueError as exc:
-        raise in_batch(exc, index, count) from None
-    return _item(storage, doc, index, keep_keys)
-
-
-def _item(storage: StorageAdapter, doc: Document, index: int, keep_keys: bool) -> _Item:
-    """``doc`` as an item that keeps its key if it belongs to ``storage`` (or is
-    new there), or with ``keep_keys``."""
-    owner = doc._storage
-    return _Item(doc, index, doc._pk if owner is None or owner is storage or keep_keys else None)
-
-
-def _family(storage: StorageAdapter, family: list[Document], index: int, count: int,
-            keep_keys: bool, seen: set[int], items: list[_Item]) -> None:
-    """Add a document and the unsaved ones it references (first) to ``items``."""
-    for doc in family:
-        if id(doc) in seen:
-            continue
-        seen.add(id(doc))
-        item = _validated(storage, doc, index, count, keep_keys)
-        # unsaved documents are referenced: their keys come first
-        item.waits = [id(v) for v in doc._data.values()
-                      if isinstance(v, Document) and v._pk is None]
-        items.append(item)
-
-
-def _convert(storage: StorageAdapter, items: Sequence[_Item], count: int,
-             kinds: dict[Any, Any] | None) -> tuple[dict[Any, Any], Scan]:
-    """Records of ``items``, checked and serialised (nothing is sent but index
-    probes); the index kinds learnt, and the scan of the records (in order).
-
-    The scan (:func:`~doqu_tyrant.tyrant.commands.scan_serialized`, handed on
-    to the batch that writes the records) finds the columns written empty. Only
-    if one of them has a lexical or decimal index are the records with empty
-    values converted again the general way, which leaves out their unset
-    fields there (or refuses an empty value).
-    """
-    record_data = storage._record_data
-    for item in items:
-        if not item.fast:
-            try:
-                item.record, item.data = record_data(item.doc._to_storage(storage))
-            except (ValueError, TypeError) as exc:
-                raise in_batch(exc, item.index, count) from None
-    scan = scan_serialized([item.data for item in items])
-    if scan.bad >= 0:  # pragma: no cover - both encoders refuse an empty column name
-        raise in_batch(ValueError("a column without a name"), items[scan.bad].index, count)
-    kinds = dict(kinds or {})
-    index_kinds = getattr(storage.client, "index_kinds", None)
-    if not scan.empty or index_kinds is None or ORDERED.isdisjoint(
-            index_kinds(sorted(scan.empty)).values()):
-        return kinds, scan  # (no empty value in a lexical or decimal index: nothing left out)
-    # The columns with an empty value, by their names in the records.
-    sparse = [item for item in items if maybe_empty(item.data)]
-    empty = {name for item in sparse if not item.fast
-             for name, value in item.record.items() if value == ""}
-    empty.update(name for record in {id(it.record): it.record for it in sparse
-                                     if it.fast}.values() for name in record)
-    unknown = [name for name in empty if name not in kinds]
-    if unknown:
-        kinds.update(index_kinds(sorted(unknown, key=str)))
-    indexable = storage._indexable
-    for item in sparse:
-        try:
-            if item.fast:
-                item.record, item.data = record_data(item.doc._to_storage(storage))
-                item.fast = False
-            record = indexable(item.record, kinds)
-            if record is not item.record:  # columns left out
-                item.record, item.data = record_data(record)
-        except (ValueError, TypeError) as exc:
-            raise in_batch(exc, item.index, count) from None
-    return kinds, scan_serialized([item.data for item in items])
-
-
-def _chunks(items: Sequence[_Item]) -> Iterator[Sequence[_Item]]:
+def _chunks(items: Sequence[Item]) -> Iterator[Sequence[Item]]:
+    """``items`` in runs of at most :data:`CHUNK_COUNT` and about :data:`CHUNK_BYTES`."""
+    if len(items) <= CHUNK_COUNT and (  # the common case: one run (sizes summed in C)
+            sum(map(len, map(_DATA, items))) + sum(map(len, filter(None, map(_KEY, items))))
+            + 16 * len(items) <= CHUNK_BYTES):
+        yield items
+        return
     start = size = 0
     for i, item in enumerate(items):
         size += len(item.data) + len(item.key or "") + 16
         if i > start and (size > CHUNK_BYTES or i - start >= CHUNK_COUNT):
             yield items[start:i]
-            start, size = i, len(item.data) + 16
+            start, size = i, len(item.data) + len(item.key or "") + 16
     if start < len(items):
         yield items[start:]
 
@@ -251,7 +129,7 @@ def _chunks(items: Sequence[_Item]) -> Iterator[Sequence[_Item]]:
 class _Batch:
     """The state of one ``save_many`` call."""
 
-    def __init__(self, storage: StorageAdapter, items: list[_Item], scan: Scan) -> None:
+    def __init__(self, storage: StorageAdapter, items: list[Item], scan: Scan) -> None:
         self.storage = storage
         self.client = storage.client
         self.items = items
@@ -276,23 +154,23 @@ class _Batch:
 
     def keys(self, count: int) -> list[str]:
         """``count`` new keys from the table's counter, pipelined."""
-        keys: list[str] = []
         try:
-            while len(keys) < count:
-                keys += map(str, self.client.genuids(min(count - len(keys), CHUNK_COUNT)))
+            return _new_keys(self.client, count)
         except TyrantError as exc:
-            raise self.error("taking generated keys failed before any of them was "
-                             f"written ({exc})", exc) from exc
-        return keys
+            raise self.keys_failed(exc) from exc
 
-    def write(self, wave: list[_Item]) -> None:
+    def keys_failed(self, exc: TyrantError) -> BulkWriteError:
+        return self.error(f"taking generated keys failed before any of them was written ({exc})",
+                          exc)
+
+    def write(self, wave: list[Item]) -> None:
         """Store ``wave`` (its generated keys taken here); raise if something is refused."""
         todo = wave
         for _ in range(MAX_KEY_ATTEMPTS):
             new = [it for it in todo if it.generated]
             for item, key in zip(new, self.keys(len(new))):
                 item.key = key
-            taken: list[_Item] = []
+            taken: list[Item] = []
             for chunk in _chunks(todo):
                 taken += self._send(chunk)
             if not taken:
@@ -302,27 +180,38 @@ class _Batch:
                          f"{len(todo)} documents: records were saved by hand under the next "
                          "numbers", TyrantError("no free generated key"))
 
-    def _send(self, chunk: Sequence[_Item]) -> list[_Item]:
+    def _send(self, chunk: Sequence[Item]) -> list[Item]:
         """One round trip of puts; the items whose generated key proved taken."""
         given = [it for it in chunk if not it.generated]
         new = [it for it in chunk if it.generated] if given else chunk
         try:
             results = self._puts(given, new)
         except TyrantConnectionError as exc:
-            self._settle_unknown(chunk)
-            raise self.error(f"the connection broke while documents were on their way ({exc})",
-                             exc) from exc
-        refused: list[tuple[_Item, BaseException]] = []
+            raise self.broken(chunk, exc) from exc
+        return self.outcome(given, new, results)
+
+    def broken(self, chunk: Sequence[Item], exc: TyrantConnectionError) -> BulkWriteError:
+        """The error of a connection broken while ``chunk`` was on its way (what of
+        it is stored asked first)."""
+        self._settle_unknown(chunk)
+        return self.error(f"the connection broke while documents were on their way ({exc})",
+                          exc)
+
+    def outcome(self, given: Sequence[Item], new: Sequence[Item],
+                results: list[list[Any]]) -> list[Item]:
+        """Note what :meth:`_puts` stored; the items whose generated key proved taken.
+        Raises if something was refused."""
+        refused: list[tuple[Item, BaseException]] = []
         if given:
             for item, result in zip(given, results[0]):
                 if result is None:
                     self._stored(item)
                 else:
                     refused.append((item, result))
-        kept: list[_Item] = []  # putkeep said no: the key is taken, or refused
+        kept: list[Item] = []  # putkeep said no: the key is taken, or refused
         if new:
             stored = results[-1]
-            if all(ok is True for ok in stored):
+            if stored.count(True) == len(stored):  # (True, False or exceptions)
                 self._all_stored(new)
             else:
                 for item, ok in zip(new, stored):
@@ -347,7 +236,7 @@ class _Batch:
                 f"key {first.key!r}", cause)
         return taken
 
-    def _puts(self, given: Sequence[_Item], new: Sequence[_Item]) -> list[list[Any]]:
+    def _puts(self, given: Sequence[Item], new: Sequence[Item]) -> list[list[Any]]:
         """One round trip: PUT of ``given`` (first: a generated key equal to one of
         theirs then finds it taken), PUTKEEP of ``new``; ``[put results]`` and/or
         ``[putkeep results]`` (None or an exception; True, False or an exception).
@@ -372,17 +261,17 @@ class _Batch:
         except TyrantError as exc:
             raise self.error(f"checking refused keys failed ({exc})", exc) from exc
 
-    def _stored(self, item: _Item) -> None:
+    def _stored(self, item: Item) -> None:
         item.doc._saved(self.storage, item.key, item.record)  # type: ignore[arg-type]
         item.stored = True
 
-    def _all_stored(self, items: Sequence[_Item]) -> None:
+    def _all_stored(self, items: Sequence[Item]) -> None:
         storage = self.storage
         for item in items:
             item.doc._saved(storage, item.key, item.record)  # type: ignore[arg-type]
             item.stored = True
 
-    def _settle_unknown(self, chunk: Sequence[_Item]) -> None:
+    def _settle_unknown(self, chunk: Sequence[Item]) -> None:
         """After a broken connection: ask which records of ``chunk`` are stored."""
         try:
             found = self.client.getlist([key_bytes(it.key) for it in chunk], raw=True)
@@ -408,7 +297,12 @@ def save_many(storage: StorageAdapter, documents: Iterable[Document],
 
 
 def _save_many(storage: StorageAdapter, given: list[Document], keep_keys: bool) -> list[str]:
-    items = _items(storage, given, keep_keys)
+    datas = encode_all(storage, given)
+    if datas is not None:
+        new = _save_new(storage, given, datas)
+        if new is not None:
+            return new
+    items = collect(storage, given, keep_keys, datas)
     for item in items:  # bad keys are refused before anything is sent
         if item.key is not None:
             try:
@@ -416,7 +310,7 @@ def _save_many(storage: StorageAdapter, given: list[Document], keep_keys: bool) 
             except (ValueError, TypeError) as exc:
                 raise in_batch(exc, item.index, len(given)) from None
     ready = [it for it in items if not it.waits]
-    kinds, scan = _convert(storage, items, len(given), None)  # also checks the waiting ones
+    kinds, scan = convert(storage, items, len(given), None)  # also checks the waiting ones
     batch = _Batch(storage, items, scan)
     waiting = [it for it in items if it.waits]
     while ready:
@@ -427,10 +321,67 @@ def _save_many(storage: StorageAdapter, given: list[Document], keep_keys: bool) 
         ready = [it for it in waiting if all(w in stored for w in it.waits)]
         waiting = [it for it in waiting if not all(w in stored for w in it.waits)]
         # (converted again: now with the keys they reference)
-        kinds, batch.scan = _convert(storage, ready, len(given), kinds)
+        kinds, batch.scan = convert(storage, ready, len(given), kinds)
     if waiting:  # pragma: no cover - references form no cycle (checked when collected)
         raise RuntimeError("save_many: documents wait for references that were not saved")
-    return [normalize_key(doc._pk) for doc in given]  # type: ignore[arg-type]
+    pks: list[Any] = [doc._pk for doc in given]
+    return pks if set(map(type, pks)) == {str} else [normalize_key(pk) for pk in pks]
+
+
+def _save_new(storage: StorageAdapter, given: list[Document],
+              datas: list[bytes | None]) -> list[str] | None:
+    """The common load -- distinct new documents of one class, all serialised by
+    its encoder, nothing left out, one round trip's worth -- without per-document
+    bookkeeping unless something goes wrong (then :class:`_Batch` takes over
+    with the keys taken). None, with nothing sent, if the batch is not that one.
+    """
+    count = len(given)
+    if None in datas or count > CHUNK_COUNT:
+        return None
+    records: list[bytes] = datas  # type: ignore[assignment]
+    if (set(map(_PK, given)) != {None} or len(set(map(id, given))) != count
+            or sum(map(len, records)) + 36 * count > CHUNK_BYTES):  # (a key: 20 digits at most)
+        return None
+    scan = scan_serialized(records)
+    if scan.bad >= 0 or leaves_out(storage, scan):
+        return None
+    client = storage.client
+    try:
+        keys = _new_keys(client, count)
+    except TyrantError as exc:
+        raise _taken_over(storage, given, records, (), scan)[1].keys_failed(exc) from exc
+    pipeline = client.pipeline()
+    pipeline.table_putkeep_many(dict(zip(keys, records)), scan=scan)
+    structure = given[0].__class__.structure
+    try:
+        results = pipeline.execute(raise_on_error=False)
+    except TyrantConnectionError as exc:
+        items, batch = _taken_over(storage, given, records, keys, scan)
+        raise batch.broken(items, exc) from exc
+    if results[0].count(True) == count:  # (True, False or exceptions)
+        for doc, key in zip(given, keys):
+            doc._saved(storage, key, structure)
+        return keys
+    items, batch = _taken_over(storage, given, records, keys, scan)
+    taken = batch.outcome((), items, results)
+    if taken:
+        batch.write(taken)  # (new keys for those whose key was taken)
+    return [doc._pk for doc in given]  # type: ignore[misc]
+
+
+def _taken_over(storage: StorageAdapter, given: list[Document], records: list[bytes],
+                keys: Sequence[str], scan: Scan) -> tuple[list[Item], _Batch]:
+    """The items of :func:`_save_new`'s documents (with their keys, if taken) and
+    their batch."""
+    structure = given[0].__class__.structure
+    items = [Item(doc, index, None, structure, data, True)
+             for index, (doc, data) in enumerate(zip(given, records))]
+    for item, key in zip(items, keys):
+        item.key = key
+    return items, _Batch(storage, items, scan)
+
+
+_PK = attrgetter("_pk")
 
 
 def delete_many(storage: StorageAdapter, primary_keys: Iterable[str | int]) -> None:

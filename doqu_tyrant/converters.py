@@ -135,9 +135,8 @@ def number_to_text(value: Any) -> str:
 
 def date_to_text(value: datetime.date) -> str:
     """``YYYYMMDD``; also the date part of a datetime."""
-    if value.__class__ is datetime.date:
-        return value.isoformat().replace("-", "")  # zero-padded YYYY-MM-DD
-    return f"{value.year:04d}{value.month:02d}{value.day:02d}"
+    # (``%`` formatting of one number: faster than isoformat() or an f-string)
+    return "%08d" % (value.year * 10000 + value.month * 100 + value.day)  # noqa: UP031
 
 
 def datetime_to_text(value: datetime.datetime, storage: Any = None) -> str:
@@ -289,7 +288,8 @@ INLINE_TO_DB: dict[Any, tuple[type, tuple[str, ...]]] = {
     _decimal_to_db: (Decimal, ("{t} = str({v})",
                                "if 'E' in {t} or 'N' in {t} or 'I' in {t} or "
                                f"len({{t}}) >= {MAX_DECIMAL_TEXT}: {{t}} = {{c}}({{v}}, storage)")),
-    _date_to_db: (datetime.date, ("{t} = {v}.isoformat().replace('-', '')",)),
+    _date_to_db: (datetime.date,
+                  ("{t} = '%08d' % ({v}.year * 10000 + {v}.month * 100 + {v}.day)",)),
     _list_to_db: (list, (f"{{t}} = {LIST_SEPARATOR!r}.join({{v}}) if {{v}} else ''",
                          f"if {{v}} and ({{t}}.count({LIST_SEPARATOR!r}) != len({{v}}) - 1 "
                          "or not {t}): {t} = {c}({v}, storage)")),

@@ -45,7 +45,6 @@ __all__ = ["Encoder", "encoder_for"]
 #: ``encode(document, storage)`` → the serialised record, or None (general path).
 Encoder = Callable[[Document, Any], "bytes | None"]
 
-_MISSING = object()
 # Stock validators as a condition under which calling them does nothing (``{x}``:
 # the value, ``{V}``: the validator); they are called only when it is false.
 _PASSES = {
@@ -103,7 +102,7 @@ def _compile(cls: type[Document], manager: ConverterManager) -> Encoder | None:
             or not all(map(_plain_name, structure))):
         return None
     plan = cls._writing_plan(manager)
-    env: dict[str, Any] = {"MISSING": _MISSING, "StopValidation": StopValidation}
+    env: dict[str, Any] = {"StopValidation": StopValidation}
     lines = ["def encode(doc, storage):",
              "    if doc._raw_invalid:",
              "        return None",
@@ -139,7 +138,7 @@ def _compile(cls: type[Document], manager: ConverterManager) -> Encoder | None:
         env[f"E{index}"] = expected
         env[f"C{index}"] = convert
         value, text = f"v{index}", f"t{index}"
-        lines.append(f"        {value} = get(F{index}, MISSING)")
+        lines.append(f"        {value} = data[F{index}]")  # (a KeyError: another column)
         inline = INLINE_TO_DB.get(convert)
         if convert in IDENTITY_TO_DB:
             lines.append(f"        if {value}.__class__ is E{index}: {text} = {value}")

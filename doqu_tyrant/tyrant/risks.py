@@ -89,7 +89,7 @@ def empty_columns(pk: bytes, args: list[bytes]) -> tuple[tuple[bytes, bytes], ..
 
 
 # Columns with a name and a value: what the scan of batch_empty_columns skips in C
-# (at most so many at a time, which bounds the regex engine's stack).
+# (at most so many at a time, which bounds the regex engine's stack: a few hundred KiB).
 _FULL_COLUMNS = rb"[^\0]+\0[^\0]+(?:\0|\Z)"
 _SKIP_AT_ONCE = 1024
 
@@ -144,8 +144,8 @@ def batch_empty_columns(values: list[bytes], nuls: list[int]) -> tuple[dict[byte
 def _skipping(empty: tuple[bytes, ...]) -> re.Pattern[bytes]:
     """A pattern matching columns with a name and a value, or with one of the
     names ``empty`` and no value (``re`` caches the compiled patterns)."""
-    known = b"".join(re.escape(name) + rb"\0(?:\0|\Z)|" for name in empty if name)
-    return re.compile(b"(?:" + known + _FULL_COLUMNS + b"){0,%d}" % _SKIP_AT_ONCE)
+    known = b"".join(b"|" + re.escape(name) + rb"\0(?:\0|\Z)" for name in empty if name)
+    return re.compile(b"(?:" + _FULL_COLUMNS + known + b"){0,%d}" % _SKIP_AT_ONCE)
 
 
 def maybe_empty(data: bytes) -> bool:

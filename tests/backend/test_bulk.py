@@ -198,15 +198,17 @@ def test_unset_fields_in_indexed_columns_are_left_out(db: StorageAdapter, raw: T
 @pytest.fixture
 def cutting(server_factory: ServerFactory) -> Iterator[Callable[..., tuple[StorageAdapter,
                                                                              Tyrant]]]:
-    """A bundled server behind a proxy that drops the connection at the n-th PUTKEEP."""
+    """A bundled server behind a proxy that drops the connection at the n-th PUTKEEP
+    (or request of ``command``)."""
     opened: list[Section10Proxy | StorageAdapter | Tyrant] = []
 
-    def make(at: int, then: Callable[[], None] | None = None) -> tuple[StorageAdapter, Tyrant]:
+    def make(at: int, then: Callable[[], None] | None = None,
+             command: int = p.PUTKEEP) -> tuple[StorageAdapter, Tyrant]:
         server = server_factory("table")
         seen = [0]
 
         def cut(request: p.Request) -> bool:
-            if request.command != p.PUTKEEP:
+            if request.command != command:
                 return False
             seen[0] += 1
             if seen[0] == at:
@@ -247,6 +249,18 @@ def test_a_dropped_connection_reports_which_documents_were_stored(cutting: Calla
     keys = db.save_many(err.unsaved)
     assert raw.rnum() == 5000 and len({doc.pk for doc in docs}) == 5000 and len(keys) == len(
         err.unsaved)
+
+
+def test_a_connection_dropped_while_taking_keys_stores_nothing(cutting: Callable) -> None:
+    db, raw = cutting(at=500, command=p.MISC)  # (the 500th genuid of the pipeline)
+    docs = [thing(i) for i in range(2000)]
+    with pytest.raises(BulkWriteConnectionError) as info:
+        db.save_many(docs)
+    err = info.value
+    assert "taking generated keys failed" in str(err) and "0 of 2000 documents" in str(err)
+    assert err.saved == [] and err.unknown == [] and err.unsaved == docs
+    assert all(doc.pk is None for doc in docs) and raw.rnum() == 0
+    assert len(db.save_many(docs)) == 2000 and raw.rnum() == 2000  # (asked again: stored)
 
 
 def test_a_server_gone_mid_batch_leaves_the_in_flight_documents_unknown(
