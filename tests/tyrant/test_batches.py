@@ -32,6 +32,8 @@ _REPLY_CASES = st.one_of(
                                                     p.Reply(True, items))),
     st.integers(1, 2**63).map(lambda n: (p.MISC, p.reply_list([b"%d" % n]),
                                          p.Reply(True, [b"%d" % n]))),
+    st.from_regex(rb"[0-9]{1,25}[a-z]?", fullmatch=True).map(  # number-like, or not
+        lambda text: (p.MISC, p.reply_list([text]), p.Reply(True, [text]))),
     st.just((p.MISC, p.REPLY_MISC_FAIL, p.Reply(False, None))),
     st.lists(keys, max_size=3).map(lambda items: (p.FWMKEYS, p.reply_list(items),
                                                   p.Reply(True, items))),
@@ -58,6 +60,30 @@ def test_next_replies_decodes_what_next_reply_decodes(cases: list, cuts: list[in
             break
     assert got == expected
     assert decoder.pending == 0 and decoder.buffered == 0
+
+
+def test_a_long_run_of_number_replies_arriving_in_pieces() -> None:
+    numbers = [b"%d" % n for n in range(1, 3001)] + [b"12x", b"", b"7"]
+    data = b"".join(p.reply_list([n]) for n in numbers) + p.reply_bytes(b"v")
+    decoder = p.ReplyDecoder()
+    decoder.expect_many([p.MISC] * len(numbers) + [p.GET])
+    got: list[p.Reply] = []
+    for start in range(0, len(data), 5000):
+        decoder.feed(data[start:start + 5000])
+        got += decoder.next_replies()
+    assert got == [p.Reply(True, [n]) for n in numbers] + [p.Reply(True, b"v")]
+    assert decoder.pending == 0 and decoder.buffered == 0
+
+
+def test_number_replies_are_matched_only_as_far_as_they_are_due() -> None:
+    # A GET of one NUL byte, then one whose size is 0x00023132: together their bytes
+    # read like a one-element list reply holding "12"; only one MISC is due.
+    data = p.reply_list([b"5"]) + p.reply_bytes(b"\0") + p.reply_bytes(b"v" * 0x23132)
+    decoder = p.ReplyDecoder()
+    decoder.expect_many([p.MISC, p.GET, p.GET])
+    decoder.feed(data)
+    assert decoder.next_replies() == [p.Reply(True, [b"5"]), p.Reply(True, b"\0"),
+                                      p.Reply(True, b"v" * 0x23132)]
 
 
 def test_next_replies_refuses_a_bad_status_byte_in_a_run_of_statuses() -> None:
