@@ -245,7 +245,8 @@ class _Batch:
         """
         pipeline = self.client.pipeline()
         if given:
-            pipeline.table_put_many({it.key: it.data for it in given}, scan=self.scan)
+            # (pairs: two documents of the batch may have the same key; the last one wins)
+            pipeline.table_put_many([(it.key, it.data) for it in given])
         if new:
             pipeline.table_putkeep_many({it.key: it.data for it in new}, scan=self.scan)
         return pipeline.execute(raise_on_error=False)  # type: ignore[no-any-return]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Item", "encode_all", "collect", "convert", "leaves_out"]
 
+
 class Item:
     """One document of the batch on its way to the server."""
 
@@ -57,7 +58,7 @@ def encode_all(storage: StorageAdapter, given: list[Any]) -> list[bytes | None] 
 
 
 def collect(storage: StorageAdapter, given: list[Any], keep_keys: bool,
-           datas: list[bytes | None] | None) -> list[Item]:
+            datas: list[bytes | None] | None) -> list[Item]:
     """The documents and the unsaved ones they reference, dependencies first, validated.
 
     A document its class's generated encoder (:mod:`doqu_tyrant.encoder`)
@@ -95,8 +96,8 @@ def collect(storage: StorageAdapter, given: list[Any], keep_keys: bool,
                     seen.add(ident)
                     owner = document._storage  # (the key rule of _item, inline: hot)
                     append(Item(document, index, document._pk if owner is None
-                                 or owner is storage or keep_keys else None,
-                                 cls.structure, data, True))
+                                or owner is storage or keep_keys else None,
+                                cls.structure, data, True))
                 continue
         try:
             refs = document._unsaved_references()
@@ -145,7 +146,7 @@ def _family(storage: StorageAdapter, family: list[Document], index: int, count: 
 
 
 def convert(storage: StorageAdapter, items: Sequence[Item], count: int,
-             kinds: dict[Any, Any] | None) -> tuple[dict[Any, Any], Scan]:
+            kinds: dict[Any, Any] | None) -> tuple[dict[Any, Any], Scan]:
     """Records of ``items``, checked and serialised (nothing is sent but index
     probes); the index kinds learnt, and the scan of the records (in order).
 

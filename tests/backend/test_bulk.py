@@ -142,6 +142,21 @@ def test_documents_with_keys_are_written_as_save_writes_them(
         copy.disconnect()
 
 
+def test_two_documents_under_one_key_are_written_in_order(db: StorageAdapter,
+                                                          raw: Tyrant) -> None:
+    keys = db.save_many([thing(1), thing(2)])
+    copy = StorageAdapter(url=f"tyrant://{db.host}:{db.port}")
+    try:  # (documents of another storage, so that being saved here shows)
+        first, second = copy.get_many(Thing, keys)
+        twin = copy.get(Thing, first.pk)
+    finally:
+        copy.disconnect()
+    twin["name"], first["name"] = "written first", "written last"
+    assert db.save_many([twin, second, first], keep_keys=True) == [keys[0], keys[1], keys[0]]
+    assert raw[keys[0]]["name"] == "written last" and len(db) == 2
+    assert twin.storage is second.storage is first.storage is db  # as three save() calls
+
+
 def test_unsaved_referenced_documents_are_saved_first(db: StorageAdapter) -> None:
     parent = thing(1)
     child = thing(2)
