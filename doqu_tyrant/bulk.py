@@ -299,8 +299,11 @@ def save_many(storage: StorageAdapter, documents: Iterable[Document],
 
 def _save_many(storage: StorageAdapter, given: list[Document], keep_keys: bool) -> list[str]:
     datas = encode_all(storage, given)
-    if datas is not None:
-        new = _save_new(storage, given, datas)
+    scan = None  # (of the records, once: the common load and the general path share it)
+    if datas is not None and None not in datas:
+        records: list[bytes] = datas  # type: ignore[assignment]
+        scan = scan_serialized(records)
+        new = _save_new(storage, given, records, scan)
         if new is not None:
             return new
     items = collect(storage, given, keep_keys, datas)
@@ -311,7 +314,7 @@ def _save_many(storage: StorageAdapter, given: list[Document], keep_keys: bool) 
             except (ValueError, TypeError) as exc:
                 raise in_batch(exc, item.index, len(given)) from None
     ready = [it for it in items if not it.waits]
-    kinds, scan = convert(storage, items, len(given), None)  # also checks the waiting ones
+    kinds, scan = convert(storage, items, len(given), None, scan)  # (the waiting ones too)
     batch = _Batch(storage, items, scan)
     waiting = [it for it in items if it.waits]
     while ready:
@@ -329,21 +332,18 @@ def _save_many(storage: StorageAdapter, given: list[Document], keep_keys: bool) 
     return pks if set(map(type, pks)) == {str} else [normalize_key(pk) for pk in pks]
 
 
-def _save_new(storage: StorageAdapter, given: list[Document],
-              datas: list[bytes | None]) -> list[str] | None:
+def _save_new(storage: StorageAdapter, given: list[Document], records: list[bytes],
+              scan: Scan) -> list[str] | None:
     """The common load -- distinct new documents of one class, all serialised by
-    its encoder, nothing left out, one round trip's worth -- without per-document
-    bookkeeping unless something goes wrong (then :class:`_Batch` takes over
-    with the keys taken). None, with nothing sent, if the batch is not that one.
+    its encoder (``records``, and their ``scan``), nothing left out, one round
+    trip's worth -- without per-document bookkeeping unless something goes wrong
+    (then :class:`_Batch` takes over with the keys taken). None, with nothing
+    sent, if the batch is not that one.
     """
     count = len(given)
-    if None in datas or count > CHUNK_COUNT:
-        return None
-    records: list[bytes] = datas  # type: ignore[assignment]
-    if (set(map(_PK, given)) != {None} or len(set(map(id, given))) != count
+    if (count > CHUNK_COUNT or set(map(_PK, given)) != {None} or len(set(map(id, given))) != count
             or sum(map(len, records)) + 36 * count > CHUNK_BYTES):  # (a key: 20 digits at most)
         return None
-    scan = scan_serialized(records)
     if scan.bad >= 0 or leaves_out(storage, scan):
         return None
     client = storage.client

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 from doqu.backend_base import in_batch
 from doqu.document import Document
 from doqu_tyrant.encoder import Encoder, encoder_for
-from doqu_tyrant.tyrant.commands import Scan, scan_serialized
+from doqu_tyrant.tyrant.commands import Scan, scan_serialized, scanned
 from doqu_tyrant.tyrant.indexes import ORDERED
 from doqu_tyrant.tyrant.risks import maybe_empty
 
@@ -146,9 +146,11 @@ def _family(storage: StorageAdapter, family: list[Document], index: int, count: 
 
 
 def convert(storage: StorageAdapter, items: Sequence[Item], count: int,
-            kinds: dict[Any, Any] | None) -> tuple[dict[Any, Any], Scan]:
+            kinds: dict[Any, Any] | None, scan: Scan | None = None
+            ) -> tuple[dict[Any, Any], Scan]:
     """Records of ``items``, checked and serialised (nothing is sent but index
-    probes); the index kinds learnt, and the scan of the records (in order).
+    probes); the index kinds learnt, and the scan of the records (in order;
+    ``scan``: one made already, used if it is of these very records).
 
     The scan (:func:`~doqu_tyrant.tyrant.commands.scan_serialized`, handed on
     to the batch that writes the records) finds the columns written empty. Only
@@ -163,7 +165,7 @@ def convert(storage: StorageAdapter, items: Sequence[Item], count: int,
                 item.record, item.data = record_data(item.doc._to_storage(storage))
             except (ValueError, TypeError) as exc:
                 raise in_batch(exc, item.index, count) from None
-    scan = scan_serialized([item.data for item in items])
+    scan = scanned([item.data for item in items], scan)
     if scan.bad >= 0:  # pragma: no cover - both encoders refuse an empty column name
         raise in_batch(ValueError("a column without a name"), items[scan.bad].index, count)
     kinds = dict(kinds or {})

@@ -830,6 +830,19 @@ def scan_serialized(values: list[bytes]) -> Scan:
     return Scan(values, nuls, *batch_empty_columns(values, nuls))
 
 
+def scanned(values: list[bytes], scan: Scan | None) -> Scan:
+    """``scan`` if it is of these very record objects, in order; else their
+    :func:`scan_serialized`."""
+    if scan is not None and covers(scan, values):
+        return scan
+    return scan_serialized(values)
+
+
+def covers(scan: Scan, values: list[Any]) -> bool:
+    """Whether ``scan`` is of these very record objects, in order."""
+    return len(scan.values) == len(values) and all(map(is_, values, scan.values))
+
+
 def _table_writes(records: object, command: int, name: str, parse: BatchParser, arg: Any,
                   idempotent: bool, scan: Scan | None) -> Cmd:
     keys: list[bytes] | None = None
@@ -837,8 +850,7 @@ def _table_writes(records: object, command: int, name: str, parse: BatchParser, 
     if type(records) is dict:
         values = list(records.values())
         keys = _text_pks(list(records))
-    if keys is not None and scan is not None and len(scan.values) == len(values) and all(
-            map(is_, values, scan.values)):  # these very records were scanned already
+    if keys is not None and scan is not None and covers(scan, values):  # scanned already
         empty, bad = scan.empty, scan.bad
     else:
         if keys is not None and set(map(type, values)) <= {bytes}:  # serialised already
