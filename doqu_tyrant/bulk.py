@@ -374,9 +374,7 @@ def _taken_over(storage: StorageAdapter, given: list[Document], records: list[by
                 keys: Sequence[str], scan: Scan) -> tuple[list[Item], _Batch]:
     """The items of :func:`_save_new`'s documents (with their keys, if taken) and
     their batch."""
-    structure = given[0].__class__.structure
-    items = [Item(doc, index, None, structure, data, True)
-             for index, (doc, data) in enumerate(zip(given, records))]
+    items = collect(storage, given, False, records)
     for item, key in zip(items, keys):
         item.key = key
     return items, _Batch(storage, items, scan)

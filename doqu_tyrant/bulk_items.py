@@ -58,7 +58,7 @@ def encode_all(storage: StorageAdapter, given: list[Any]) -> list[bytes | None] 
 
 
 def collect(storage: StorageAdapter, given: list[Any], keep_keys: bool,
-            datas: list[bytes | None] | None) -> list[Item]:
+            datas: Sequence[bytes | None] | None) -> list[Item]:
     """The documents and the unsaved ones they reference, dependencies first, validated.
 
     A document its class's generated encoder (:mod:`doqu_tyrant.encoder`)
@@ -69,7 +69,7 @@ def collect(storage: StorageAdapter, given: list[Any], keep_keys: bool,
     count = len(given)
     if datas is not None and None not in datas and len(set(map(id, given))) == count:
         structure = given[0].__class__.structure  # (one class, every one encoded, distinct)
-        records = cast("list[bytes]", datas)
+        records = cast("Sequence[bytes]", datas)
         return [Item(doc, index, doc._pk if doc._storage is None or keep_keys
                       or doc._storage is storage else None, structure, data, True)
                 for index, (doc, data) in enumerate(zip(given, records))]
