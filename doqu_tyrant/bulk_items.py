@@ -70,8 +70,8 @@ def collect(storage: StorageAdapter, given: list[Any], keep_keys: bool,
     if datas is not None and None not in datas and len(set(map(id, given))) == count:
         structure = given[0].__class__.structure  # (one class, every one encoded, distinct)
         records = cast("Sequence[bytes]", datas)
-        return [Item(doc, index, doc._pk if doc._storage is None or keep_keys
-                      or doc._storage is storage else None, structure, data, True)
+        return [Item(doc, index, doc._pk if doc._storage is None or keep_keys  # (_item's rule,
+                      or doc._storage is storage else None, structure, data, True)  # inline)
                 for index, (doc, data) in enumerate(zip(given, records))]
     items: list[Item] = []
     append = items.append
@@ -94,10 +94,7 @@ def collect(storage: StorageAdapter, given: list[Any], keep_keys: bool,
                 ident = id(document)
                 if ident not in seen:
                     seen.add(ident)
-                    owner = document._storage  # (the key rule of _item, inline: hot)
-                    append(Item(document, index, document._pk if owner is None
-                                or owner is storage or keep_keys else None,
-                                cls.structure, data, True))
+                    append(_item(storage, document, index, keep_keys, cls.structure, data))
                 continue
         try:
             refs = document._unsaved_references()
@@ -124,11 +121,14 @@ def _validated(storage: StorageAdapter, doc: Document, index: int, count: int,
     return _item(storage, doc, index, keep_keys)
 
 
-def _item(storage: StorageAdapter, doc: Document, index: int, keep_keys: bool) -> Item:
+def _item(storage: StorageAdapter, doc: Document, index: int, keep_keys: bool,
+          structure: Any = None, data: bytes | None = None) -> Item:
     """``doc`` as an item that keeps its key if it belongs to ``storage`` (or is
-    new there), or with ``keep_keys``."""
+    new there), or with ``keep_keys``; with ``data``, serialised by its class's
+    encoder already (its record: the class's ``structure``)."""
     owner = doc._storage
-    return Item(doc, index, doc._pk if owner is None or owner is storage or keep_keys else None)
+    key = doc._pk if owner is None or owner is storage or keep_keys else None
+    return Item(doc, index, key) if data is None else Item(doc, index, key, structure, data, True)
 
 
 def _family(storage: StorageAdapter, family: list[Document], index: int, count: int,
